@@ -1,0 +1,47 @@
+"""minibert: BERT, RoBERTa in pure PyTorch, loading Hugging Face checkpoints with proven parity."""
+
+from minibert.auto import (
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForMultipleChoice,
+    AutoModelForNextSentencePrediction,
+    AutoModelForPreTraining,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+from minibert.bert import (
+    BertForMaskedLM,
+    BertForMultipleChoice,
+    BertForNextSentencePrediction,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+    RobertaForMaskedLM,
+    RobertaForMultipleChoice,
+    RobertaForQuestionAnswering,
+    RobertaForSequenceClassification,
+    RobertaForTokenClassification,
+    RobertaModel,
+)
+from minibert.config import AutoConfig, BertConfig, RobertaConfig
+from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError
+from minibert.loading import LoadReport
+from minibert.pretrained import PreTrainedModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForMultipleChoice",
+    "AutoModelForNextSentencePrediction", "AutoModelForPreTraining", "AutoModelForQuestionAnswering",
+    "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
+    "BertConfig", "BertForMaskedLM", "BertForMultipleChoice", "BertForNextSentencePrediction",
+    "BertForPreTraining", "BertForQuestionAnswering", "BertForSequenceClassification",
+    "BertForTokenClassification", "BertModel",
+    "CheckpointError", "CheckpointNotFoundError", "ConfigError", "LoadReport", "MinibertError",
+    "PreTrainedModel",
+    "RobertaConfig", "RobertaForMaskedLM", "RobertaForMultipleChoice", "RobertaForQuestionAnswering",
+    "RobertaForSequenceClassification", "RobertaForTokenClassification", "RobertaModel",
+]

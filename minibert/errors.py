@@ -1,0 +1,22 @@
+"""minibert's exception types.
+
+Each subclasses the built-in exception a caller would already catch, so
+``except ValueError`` keeps working, while ``except MinibertError`` catches
+everything minibert raises on purpose.
+"""
+
+
+class MinibertError(Exception):
+    """Base class of every error minibert raises deliberately."""
+
+
+class ConfigError(MinibertError, ValueError):
+    """A configuration is unreadable, inconsistent or asks for something unsupported."""
+
+
+class CheckpointError(MinibertError, ValueError):
+    """A checkpoint file is missing, corrupt, unsafe, or does not fit the model."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No usable checkpoint (folder, file or Hub repository) exists at the given name."""

@@ -1,0 +1,99 @@
+"""Turning a name into files: a local folder as it is, anything else through the Hugging Face Hub.
+
+Only ``config.json`` and the weight files are fetched, through ``huggingface_hub``,
+so its cache, ``revision``, tokens and ``HF_HUB_OFFLINE`` behave as users expect.
+``huggingface_hub`` is imported only when a Hub id is resolved: local loads skip its import.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from minibert.errors import CheckpointError, CheckpointNotFoundError
+
+CONFIG_FILE = "config.json"
+# Weight layouts in order of preference: safetensors never runs code, and one file beats shards.
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def is_local(name_or_path: str | Path) -> bool:
+    """True for an existing path or anything spelled like one (so a typo is not sent to the Hub)."""
+    text = str(name_or_path)
+    return isinstance(name_or_path, Path) or Path(text).exists() or text.startswith(("/", ".", "~"))
+
+
+def resolve_config_file(name_or_path: str | Path, *, revision: str | None = None,
+                        cache_dir: str | Path | None = None) -> Path:
+    """The path of ``config.json`` for a local folder or a Hub repository."""
+    if is_local(name_or_path):
+        return _local_folder(name_or_path) / CONFIG_FILE
+    path = _hub_download(str(name_or_path), CONFIG_FILE, revision, cache_dir)
+    if path is None:
+        raise CheckpointNotFoundError(f"Hub repository {name_or_path!r} has no {CONFIG_FILE}")
+    return path
+
+
+def resolve_checkpoint(name_or_path: str | Path, *, revision: str | None = None,
+                       cache_dir: str | Path | None = None) -> Path:
+    """A local folder holding ``config.json`` and one weight layout, fetching it from the Hub if needed."""
+    if is_local(name_or_path):
+        return _local_folder(name_or_path)
+    repo_id = str(name_or_path)
+    folder = resolve_config_file(repo_id, revision=revision, cache_dir=cache_dir).parent
+    for filename in WEIGHT_FILES:
+        path = _hub_download(repo_id, filename, revision, cache_dir)
+        if path is None:
+            continue
+        if filename.endswith(".index.json"):
+            for shard in sorted(set(read_index(path).values())):
+                if _hub_download(repo_id, shard, revision, cache_dir) is None:
+                    raise CheckpointError(f"{path}: names shard {shard!r}, which repository {repo_id!r} lacks")
+        return folder
+    raise CheckpointNotFoundError(
+        f"Hub repository {repo_id!r} (revision {revision or 'main'}) has none of the weight files "
+        f"{', '.join(WEIGHT_FILES)}, or they are not in the local cache while HF_HUB_OFFLINE is set"
+    )
+
+
+def _local_folder(name_or_path: str | Path) -> Path:
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir():
+        raise CheckpointNotFoundError(f"{folder}: no such checkpoint folder")
+    return folder
+
+
+def _hub_download(repo_id: str, filename: str, revision: str | None, cache_dir: str | Path | None) -> Path | None:
+    """One file of a Hub repository from the cache or the network; None if the repository lacks it."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError, \
+        RevisionNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
+                                    library_name="minibert"))
+    except EntryNotFoundError:
+        return None
+    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as error:
+        raise CheckpointNotFoundError(
+            f"{repo_id!r} is neither a local folder nor a Hub repository minibert can reach "
+            f"(revision {revision or 'main'}): {error}"
+        ) from error
+    except OSError as error:  # network failures, permissions
+        raise CheckpointError(f"cannot fetch {filename} of Hub repository {repo_id!r}: {error}") from error
+
+
+def read_index(path: Path) -> dict[str, str]:
+    """The ``weight_map`` (tensor key -> shard file name) of a sharded checkpoint's index."""
+    try:
+        weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: not a valid checkpoint index ({error!r})") from error
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{path}: 'weight_map' must map tensor names to shard file names")
+    return weight_map

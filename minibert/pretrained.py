@@ -1,0 +1,226 @@
+"""The base class of every minibert model: weight init, tying, ``from_pretrained`` and ``save_pretrained``.
+
+Loading builds the model on the ``meta`` device (no memory, no init), gives it
+uninitialised storage, initialises only the modules whose tensors the
+checkpoint lacks, then copies the checkpoint in one tensor at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import torch
+from torch import nn
+
+from minibert.checkpoint import Checkpoint, save_safetensors
+from minibert.config import EncoderConfig, read_config_json
+from minibert.errors import CheckpointError, ConfigError
+from minibert.hub import CONFIG_FILE, resolve_checkpoint
+from minibert.loading import LoadReport, plan_load
+
+DTypeLike = torch.dtype | str | None
+
+
+class PreTrainedModel(nn.Module):
+    """What every model shares; subclasses set ``config_class`` and ``base_model_prefix``."""
+
+    config_class: ClassVar[type[EncoderConfig]] = EncoderConfig
+    # The attribute (and state-dict prefix) of the encoder inside a head model: "bert", "roberta".
+    base_model_prefix: ClassVar[str] = ""
+    # Alias key -> key of the tensor it shares; see tied_weights().
+    _tied_weights_keys: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, config: EncoderConfig) -> None:
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                            f"got {type(config).__name__}")
+        super().__init__()
+        self.config = config
+        self.load_report: LoadReport | None = None
+
+    # -- initialisation and tying ---------------------------------------------------
+
+    def post_init(self) -> None:
+        """Initialise every weight with ``_init_weights`` and tie shared tensors; ends each ``__init__``.
+
+        A model built on the meta device (by ``from_pretrained``) has no storage to initialise yet.
+        """
+        if not next(self.parameters()).is_meta:
+            self.apply(self._init_weights)
+        self.tie_weights()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """transformers' rule: normal(0, initializer_range) weights, zero biases and padding row, LayerNorm 1/0.
+
+        It touches only ``module``'s own tensors, so the loader can call it on one module.
+        """
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+
+    def tied_weights(self) -> dict[str, str]:
+        """Alias key -> shared key for the tensors this model ties: none if the config unties them."""
+        return dict(self._tied_weights_keys) if self.config.tie_word_embeddings else {}
+
+    def tie_weights(self) -> None:
+        for alias, shared in self.tied_weights().items():
+            owner, _, name = alias.rpartition(".")
+            setattr(self.get_submodule(owner), name, self.get_parameter(shared))
+
+    # -- the habits of transformers' models ----------------------------------------
+
+    @property
+    def base_model(self) -> nn.Module:
+        """The encoder: ``self.bert`` in a head model, the model itself in a base model."""
+        return getattr(self, self.base_model_prefix, self)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.base_model.embeddings.word_embeddings
+
+    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
+        self.base_model.embeddings.word_embeddings = embeddings
+
+    def get_output_embeddings(self) -> nn.Linear | None:
+        """The MLM decoder of models that have one; its weight is the input embedding matrix."""
+        decoder = next((alias for alias in self._tied_weights_keys if alias.endswith("decoder.weight")), None)
+        return None if decoder is None else self.get_submodule(decoder.rpartition(".")[0])
+
+    def num_parameters(self) -> int:
+        """Distinct parameters: a tied tensor counts once (``parameters()`` yields it once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def set_attn_implementation(self, name: str) -> None:
+        """Switch every attention block to ``"sdpa"`` (default) or ``"eager"`` (the written-out maths)."""
+        if name not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {name!r}")
+        for module in self.modules():
+            if hasattr(module, "attn_implementation"):
+                module.attn_implementation = name
+
+    # -- building, loading and saving -------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: EncoderConfig, **kwargs: Any) -> Self:
+        return cls(config, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        config: EncoderConfig | None = None,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        dtype: DTypeLike = None,
+        device: torch.device | str | None = None,
+        ignore_mismatched_sizes: bool = False,
+        attn_implementation: str = "sdpa",
+        **config_overrides: Any,
+    ) -> Self:
+        """Load a checkpoint from a local folder or a Hub id.
+
+        ``dtype``: a torch dtype, ``"auto"`` (the checkpoint's own), or None (torch's default, fp32).
+        ``config_overrides`` change config fields before the model is built, e.g. ``num_labels=5``.
+        The outcome for every tensor is in ``model.load_report``.
+        """
+        folder = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir)
+        checkpoint = Checkpoint(folder)
+        if config is None:
+            config = cls.config_class.from_dict(read_config_json(folder / CONFIG_FILE), **config_overrides)
+        elif config_overrides:
+            config = config.replace(**config_overrides)
+        with torch.device("meta"):
+            model = cls(config)
+        tied = model.tied_weights()
+        report = plan_load(
+            checkpoint,
+            model_shapes={k: tuple(v.shape) for k, v in model.state_dict().items() if k not in tied},
+            tied=tied,
+            buffers={name for name, _ in model.named_buffers()},
+            prefix=cls.base_model_prefix,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+        )
+        dtype = _resolve_dtype(dtype, config, checkpoint)
+        device = torch.device(device or "cpu")
+        # Fresh storage everywhere (untouched, so it costs no memory yet), then init what the
+        # checkpoint does not provide, then the checkpoint's tensors replace the rest: no second copy.
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if name not in tied:
+                kind = dtype if tensor.is_floating_point() else tensor.dtype
+                _set_tensor(model, name, torch.empty(tensor.shape, dtype=kind, device=device))
+        model.tie_weights()
+        uninitialised = {r.model_key.rpartition(".")[0] for r in report.records
+                         if r.status in ("missing", "mismatched")}
+        uninitialised |= {name.rpartition(".")[0] for name, _ in model.named_buffers()}
+        for owner in sorted(uninitialised):
+            model._init_weights(model.get_submodule(owner))
+        for record in report.records:
+            if record.status in ("loaded", "renamed"):
+                tensor = checkpoint.get(record.checkpoint_key)
+                if not tensor.is_floating_point():
+                    raise CheckpointError(f"{checkpoint.file_of(record.checkpoint_key)}: tensor "
+                                          f"{record.checkpoint_key!r} has dtype {tensor.dtype}, not floating point")
+                _set_tensor(model, record.model_key, tensor.to(device=device, dtype=dtype).contiguous())
+        model.tie_weights()
+        model.set_attn_implementation(attn_implementation)
+        model.load_report = report
+        return model.eval()
+
+    def save_pretrained(self, save_directory: str | Path, *, max_shard_size: int | str = "5GB") -> list[Path]:
+        """Write ``config.json`` and safetensors weights that both minibert and transformers load."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.config.replace(architectures=[type(self).__name__],
+                                     extra={**self.config.extra, "dtype": str(self.dtype).removeprefix("torch.")})
+        (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n",
+                                          encoding="utf-8")
+        # Tied aliases are left out, as transformers does: they are re-tied on loading.
+        tied = self.tied_weights()
+        state = {k: v for k, v in self.state_dict().items() if k not in tied}
+        return [folder / CONFIG_FILE, *save_safetensors(state, folder, max_shard_size)]
+
+
+def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    """Put ``tensor`` in place of the parameter or buffer called ``name``."""
+    owner, _, attribute = name.rpartition(".")
+    module = model.get_submodule(owner)
+    if attribute in module._parameters:
+        tensor = nn.Parameter(tensor, requires_grad=module._parameters[attribute].requires_grad)
+    setattr(module, attribute, tensor)
+
+
+def _resolve_dtype(dtype: DTypeLike, config: EncoderConfig, checkpoint: Checkpoint) -> torch.dtype:
+    """The dtype to load in: explicit, the checkpoint's own for "auto", else torch's default."""
+    if dtype is None:
+        return torch.get_default_dtype()
+    if dtype == "auto":
+        named = config.extra.get("dtype") or config.extra.get("torch_dtype")
+        if isinstance(named, str) and isinstance(getattr(torch, named, None), torch.dtype):
+            return getattr(torch, named)
+        floating = (checkpoint.dtype(k) for k in checkpoint.keys() if checkpoint.dtype(k).is_floating_point)
+        return next(floating, torch.get_default_dtype())
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ConfigError(f"dtype must be a floating torch dtype, 'auto' or None, got {dtype!r}")
+    return dtype
