@@ -22,8 +22,9 @@ class _AutoModel:
     @classmethod
     def model_class(cls, config: EncoderConfig) -> type[PreTrainedModel]:
         if config.model_type not in cls._classes:
-            raise ConfigError(f"{cls.__name__} has no class for model_type {config.model_type!r}; "
-                              f"it knows {', '.join(cls._classes)}")
+            raise ConfigError(
+                f"{cls.__name__} has no class for model_type {config.model_type!r}; it knows {', '.join(cls._classes)}"
+            )
         return cls._classes[config.model_type]
 
     @classmethod
@@ -31,13 +32,20 @@ class _AutoModel:
         return cls.model_class(config)(config)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None,
-                        cache_dir: str | Path | None = None, **kwargs: Any) -> PreTrainedModel:
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        **kwargs: Any,
+    ) -> PreTrainedModel:
         """Load with the class that ``model_type`` names; ``kwargs`` as in ``PreTrainedModel.from_pretrained``."""
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOAD_ARGUMENTS}
         config = AutoConfig.from_pretrained(name_or_path, revision=revision, cache_dir=cache_dir, **overrides)
-        return cls.model_class(config).from_pretrained(name_or_path, config=config, revision=revision,
-                                                       cache_dir=cache_dir, **kwargs)
+        return cls.model_class(config).from_pretrained(
+            name_or_path, config=config, revision=revision, cache_dir=cache_dir, **kwargs
+        )
 
 
 _LOAD_ARGUMENTS = {"dtype", "device", "ignore_mismatched_sizes", "attn_implementation"}

@@ -54,8 +54,9 @@ class Embeddings(nn.Module):
         self.padded_positions = padded_positions
         self.padding_idx = config.pad_token_id
         self.word_embeddings = embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
-        self.position_embeddings = embedding(config.max_position_embeddings, config.hidden_size,
-                                             config.pad_token_id if padded_positions else None)
+        self.position_embeddings = embedding(
+            config.max_position_embeddings, config.hidden_size, config.pad_token_id if padded_positions else None
+        )
         self.token_type_embeddings = embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -87,11 +88,12 @@ class Embeddings(nn.Module):
                 is_token = input_ids.ne(self.padding_idx).long()  # (B, T)
                 position_ids = torch.cumsum(is_token, dim=1) * is_token + self.padding_idx
             else:  # embeddings alone cannot tell padding apart: count every position
-                position_ids = self.position_ids[:, 1 + self.padding_idx: 1 + self.padding_idx + length]
+                position_ids = self.position_ids[:, 1 + self.padding_idx : 1 + self.padding_idx + length]
         if token_type_ids is None:
             token_type_ids = self.token_type_ids[:, :length].expand(batch, length)  # (B, T)
-        embeddings = (inputs_embeds + self.token_type_embeddings(token_type_ids)
-                      + self.position_embeddings(position_ids))  # (B, T, H)
+        embeddings = (
+            inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
+        )  # (B, T, H)
         return self.dropout(self.LayerNorm(embeddings))
 
 
@@ -133,8 +135,9 @@ class SelfAttention(nn.Module):
             probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=self.training)  # (B, nh, T, T)
             context = torch.matmul(probs, v)  # (B, nh, T, hs)
         else:
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_bias, dropout_p=dropout,
-                                                     scale=scale)  # (B, nh, T, hs)
+            context = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attention_bias, dropout_p=dropout, scale=scale
+            )  # (B, nh, T, hs)
         context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, nh * hs)
         return context, probs
 
@@ -160,8 +163,9 @@ class Attention(nn.Module):
         self.self = SelfAttention(config)
         self.output = AddAndNorm(config, config.hidden_size)
 
-    def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor | None,
-                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, hidden_states: torch.Tensor, attention_bias: torch.Tensor | None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         context, probs = self.self(hidden_states, attention_bias, output_attentions)
         return self.output(context, hidden_states), probs
 
@@ -187,8 +191,9 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(config)
         self.output = AddAndNorm(config, config.intermediate_size)
 
-    def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor | None,
-                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, hidden_states: torch.Tensor, attention_bias: torch.Tensor | None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         attended, probs = self.attention(hidden_states, attention_bias, output_attentions)  # (B, T, H)
         return self.output(self.intermediate(attended), attended), probs  # (B, T, H)
 
@@ -382,8 +387,9 @@ def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.T
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
 
 
-def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor | None,
-                                  config: EncoderConfig) -> torch.Tensor | None:
+def sequence_classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor | None, config: EncoderConfig
+) -> torch.Tensor | None:
     """MSE for regression, cross-entropy for one label, BCE for multi-label, as transformers picks them."""
     if labels is None:
         return None
@@ -418,12 +424,26 @@ class BertForMaskedLM(BertPreTrainedModel):
         self.cls = BertHeads(config, mlm=True, nsp=False)
         self.post_init()
 
-    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
-                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
-        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                            output_hidden_states, output_attentions)
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> LogitsOutput:
+        outputs = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
         logits = self.cls.predictions(outputs.last_hidden_state)  # (B, T, V)
         return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
 
@@ -439,21 +459,37 @@ class BertForPreTraining(BertPreTrainedModel):
         self.cls = BertHeads(config, mlm=True, nsp=True)
         self.post_init()
 
-    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
-                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
-                next_sentence_label: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> PreTrainingOutput:
-        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                            output_hidden_states, output_attentions)
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        next_sentence_label: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> PreTrainingOutput:
+        outputs = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
         prediction_logits = self.cls.predictions(outputs.last_hidden_state)  # (B, T, V)
         seq_relationship_logits = self.cls.seq_relationship(outputs.pooler_output)  # (B, 2)
         loss = None
         if labels is not None and next_sentence_label is not None:
-            loss = (masked_lm_loss(prediction_logits, labels)
-                    + F.cross_entropy(seq_relationship_logits, next_sentence_label.view(-1)))
-        return PreTrainingOutput(loss, prediction_logits, seq_relationship_logits, outputs.hidden_states,
-                                 outputs.attentions)
+            loss = masked_lm_loss(prediction_logits, labels) + F.cross_entropy(
+                seq_relationship_logits, next_sentence_label.view(-1)
+            )
+        return PreTrainingOutput(
+            loss, prediction_logits, seq_relationship_logits, outputs.hidden_states, outputs.attentions
+        )
 
 
 class BertForNextSentencePrediction(BertPreTrainedModel):
@@ -465,12 +501,26 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         self.cls = BertHeads(config, mlm=False, nsp=True)
         self.post_init()
 
-    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
-                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
-        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                            output_hidden_states, output_attentions)
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> LogitsOutput:
+        outputs = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
         logits = self.cls.seq_relationship(outputs.pooler_output)  # (B, 2)
         loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
@@ -486,12 +536,26 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
-                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
-        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                            output_hidden_states, output_attentions)
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> LogitsOutput:
+        outputs = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
         logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, num_labels)
         loss = sequence_classification_loss(logits, labels, self.config)
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
@@ -508,18 +572,33 @@ class BertForTokenClassification(BertPreTrainedModel):
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__(config)
-        self.add_module(self.base_model_prefix,
-                        self.base_model_class(config, add_pooling_layer=False, init_weights=False))
+        self.add_module(
+            self.base_model_prefix, self.base_model_class(config, add_pooling_layer=False, init_weights=False)
+        )
         self.dropout = nn.Dropout(config.head_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
-                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
-        outputs = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                                  output_hidden_states, output_attentions)
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> LogitsOutput:
+        outputs = self.base_model(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
         loss = None if labels is None else F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
@@ -532,21 +611,38 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
     def __init__(self, config: EncoderConfig) -> None:
         if config.num_labels != 2:
-            raise ConfigError(f"{type(self).__name__} scores a start and an end per token: it needs "
-                              f"num_labels=2, got {config.num_labels}")
+            raise ConfigError(
+                f"{type(self).__name__} scores a start and an end per token: it needs "
+                f"num_labels=2, got {config.num_labels}"
+            )
         super().__init__(config)
-        self.add_module(self.base_model_prefix,
-                        self.base_model_class(config, add_pooling_layer=False, init_weights=False))
+        self.add_module(
+            self.base_model_prefix, self.base_model_class(config, add_pooling_layer=False, init_weights=False)
+        )
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
-                inputs_embeds: Tensor | None = None, start_positions: Tensor | None = None,
-                end_positions: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> QuestionAnsweringModelOutput:
-        outputs = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                                  output_hidden_states, output_attentions)
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        start_positions: Tensor | None = None,
+        end_positions: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> QuestionAnsweringModelOutput:
+        outputs = self.base_model(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
         logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
         start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))  # (B, T) each
         loss = None
@@ -555,10 +651,11 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             length = start_logits.shape[1]
             start = start_positions.reshape(-1).clamp(0, length)
             end = end_positions.reshape(-1).clamp(0, length)
-            loss = (F.cross_entropy(start_logits, start, ignore_index=length)
-                    + F.cross_entropy(end_logits, end, ignore_index=length)) / 2
-        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, outputs.hidden_states,
-                                            outputs.attentions)
+            loss = (
+                F.cross_entropy(start_logits, start, ignore_index=length)
+                + F.cross_entropy(end_logits, end, ignore_index=length)
+            ) / 2
+        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, outputs.hidden_states, outputs.attentions)
 
 
 class BertForMultipleChoice(BertPreTrainedModel):
@@ -573,17 +670,31 @@ class BertForMultipleChoice(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
-    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
-                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> LogitsOutput:
         choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
 
         def flat(x: Tensor | None) -> Tensor | None:  # (B, C, ...) -> (B * C, ...)
             return None if x is None else x.reshape(-1, *x.shape[2:])
 
-        outputs = self.base_model(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
-                                  flat(inputs_embeds), output_hidden_states, output_attentions)
+        outputs = self.base_model(
+            flat(input_ids),
+            flat(attention_mask),
+            flat(token_type_ids),
+            flat(position_ids),
+            flat(inputs_embeds),
+            output_hidden_states,
+            output_attentions,
+        )
         logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, choices)  # (B, C)
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
@@ -603,12 +714,26 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         self.lm_head = RobertaLMHead(config)
         self.post_init()
 
-    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
-                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
-        outputs = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                               output_hidden_states, output_attentions)
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> LogitsOutput:
+        outputs = self.roberta(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
         logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
         return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
 
@@ -622,12 +747,26 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         self.classifier = RobertaClassificationHead(config)
         self.post_init()
 
-    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
-                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False) -> LogitsOutput:
-        outputs = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                               output_hidden_states, output_attentions)
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> LogitsOutput:
+        outputs = self.roberta(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
         logits = self.classifier(outputs.last_hidden_state)  # (B, num_labels)
         loss = sequence_classification_loss(logits, labels, self.config)
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)

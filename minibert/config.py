@@ -68,8 +68,16 @@ class EncoderConfig:
 
     def _validate(self) -> None:
         """Reject what would otherwise fail deep inside the model, or compute nonsense."""
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "num_labels",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -135,8 +143,9 @@ class EncoderConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data that ``transformers`` reads back as the same config."""
         # num_labels is implied by id2label, as in the files transformers writes.
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name not in ("extra", "num_labels")}
+        values = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "num_labels")
+        }
         values["id2label"] = {str(i): label for i, label in self.id2label.items()}
         return {**self.extra, "model_type": self.model_type, **values}
 
@@ -146,14 +155,19 @@ class EncoderConfig:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
+        cls,
+        name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
         **overrides: Any,
     ) -> Self:
         """Read ``config.json`` from a local folder or a Hub repository."""
         from minibert.hub import resolve_config_file
 
-        return cls.from_json_file(resolve_config_file(name_or_path, revision=revision, cache_dir=cache_dir),
-                                  **overrides)
+        return cls.from_json_file(
+            resolve_config_file(name_or_path, revision=revision, cache_dir=cache_dir), **overrides
+        )
 
     def replace(self, **changes: Any) -> Self:
         """A copy with some fields changed (and validated again)."""
@@ -227,7 +241,10 @@ class AutoConfig:
 
     @staticmethod
     def from_pretrained(
-        name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
+        name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
         **overrides: Any,
     ) -> EncoderConfig:
         from minibert.hub import resolve_config_file

@@ -28,8 +28,9 @@ def is_local(name_or_path: str | Path) -> bool:
     return isinstance(name_or_path, Path) or Path(text).exists() or text.startswith(("/", ".", "~"))
 
 
-def resolve_config_file(name_or_path: str | Path, *, revision: str | None = None,
-                        cache_dir: str | Path | None = None) -> Path:
+def resolve_config_file(
+    name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
     """The path of ``config.json`` for a local folder or a Hub repository."""
     if is_local(name_or_path):
         return _local_folder(name_or_path) / CONFIG_FILE
@@ -39,8 +40,9 @@ def resolve_config_file(name_or_path: str | Path, *, revision: str | None = None
     return path
 
 
-def resolve_checkpoint(name_or_path: str | Path, *, revision: str | None = None,
-                       cache_dir: str | Path | None = None) -> Path:
+def resolve_checkpoint(
+    name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
     """A local folder holding ``config.json`` and one weight layout, fetching it from the Hub if needed."""
     if is_local(name_or_path):
         return _local_folder(name_or_path)
@@ -71,12 +73,15 @@ def _local_folder(name_or_path: str | Path) -> Path:
 def _hub_download(repo_id: str, filename: str, revision: str | None, cache_dir: str | Path | None) -> Path | None:
     """One file of a Hub repository from the cache or the network; None if the repository lacks it."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, RepositoryNotFoundError, \
-        RevisionNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
-        return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
-                                    library_name="minibert"))
+        return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, library_name="minibert"))
     except EntryNotFoundError:
         return None
     except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as error:

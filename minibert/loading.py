@@ -80,8 +80,11 @@ class LoadReport:
         return self._keys("ignored", "checkpoint_key")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "counts": dict(Counter(r.status for r in self.records)),
-                "records": [asdict(r) for r in self.records]}
+        return {
+            "source": self.source,
+            "counts": dict(Counter(r.status for r in self.records)),
+            "records": [asdict(r) for r in self.records],
+        }
 
     def __str__(self) -> str:
         counts = Counter(r.status for r in self.records)
@@ -93,8 +96,10 @@ class LoadReport:
             elif record.status == "missing":
                 lines.append(f"  missing     {record.model_key} (initialised)")
             elif record.status == "mismatched":
-                lines.append(f"  mismatched  {record.model_key}: checkpoint {record.shape}, "
-                             f"model {record.model_shape} (initialised)")
+                lines.append(
+                    f"  mismatched  {record.model_key}: checkpoint {record.shape}, "
+                    f"model {record.model_shape} (initialised)"
+                )
             elif record.status == "unexpected":
                 lines.append(f"  unexpected  {record.checkpoint_key} (not used)")
         return "\n".join(lines)
@@ -112,7 +117,7 @@ def match_key(key: str, targets: set[str], prefix: str) -> tuple[str, str | None
             rules.append(f"legacy name {old} -> {new}")
     candidates = [(name, None), (f"{prefix}.{name}", f"added prefix '{prefix}.'")]
     if name.startswith(prefix + "."):
-        candidates.append((name[len(prefix) + 1:], f"stripped prefix '{prefix}.'"))
+        candidates.append((name[len(prefix) + 1 :], f"stripped prefix '{prefix}.'"))
     for candidate, rule in candidates:
         if candidate in targets:
             all_rules = [*rules, rule] if rule else rules
@@ -140,8 +145,9 @@ def plan_load(
     for key in checkpoint.keys():
         match = match_key(key, targets, prefix)
         if match is None:
-            report.records.append(TensorRecord("unexpected", None, key, checkpoint.file_of(key).name,
-                                               shape=checkpoint.shape(key)))
+            report.records.append(
+                TensorRecord("unexpected", None, key, checkpoint.file_of(key).name, shape=checkpoint.shape(key))
+            )
             continue
         target, rule = match
         if target in source_of:
@@ -166,16 +172,33 @@ def plan_load(
         if shape != model_shape:
             status = "mismatched"
             mismatched.append(f"{model_key}: checkpoint {shape} vs model {model_shape}")
-        report.records.append(TensorRecord(status, model_key, key, checkpoint.file_of(key).name, rule,
-                                           shape, model_shape))
+        report.records.append(
+            TensorRecord(status, model_key, key, checkpoint.file_of(key).name, rule, shape, model_shape)
+        )
     for alias, shared in tied.items():
         key = source_of.get(alias, (None, None))[0]
-        report.records.append(TensorRecord("tied", alias, key, key and checkpoint.file_of(key).name,
-                                           f"shares {shared}", model_shape=model_shapes[shared]))
+        report.records.append(
+            TensorRecord(
+                "tied",
+                alias,
+                key,
+                key and checkpoint.file_of(key).name,
+                f"shares {shared}",
+                model_shape=model_shapes[shared],
+            )
+        )
     for name in sorted(buffers & set(source_of)):
         key = source_of[name][0]
-        report.records.append(TensorRecord("ignored", name, key, checkpoint.file_of(key).name,
-                                           "non-persistent buffer, recomputed", checkpoint.shape(key)))
+        report.records.append(
+            TensorRecord(
+                "ignored",
+                name,
+                key,
+                checkpoint.file_of(key).name,
+                "non-persistent buffer, recomputed",
+                checkpoint.shape(key),
+            )
+        )
     if mismatched and not ignore_mismatched_sizes:
         raise CheckpointError(
             f"{checkpoint.folder}: {len(mismatched)} tensor(s) do not fit the model:\n  "

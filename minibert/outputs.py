@@ -45,7 +45,6 @@ class LogitsOutput(ModelOutput):
     attentions: Tensors | None = None
 
 
-
 @dataclass
 class PreTrainingOutput(ModelOutput):
     """BERT's pre-training heads: masked-token scores and next-sentence scores."""

@@ -34,8 +34,7 @@ class PreTrainedModel(nn.Module):
 
     def __init__(self, config: EncoderConfig) -> None:
         if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, "
-                            f"got {type(config).__name__}")
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         super().__init__()
         self.config = config
         self.load_report: LoadReport | None = None
@@ -169,8 +168,9 @@ class PreTrainedModel(nn.Module):
                 kind = dtype if tensor.is_floating_point() else tensor.dtype
                 _set_tensor(model, name, torch.empty(tensor.shape, dtype=kind, device=device))
         model.tie_weights()
-        uninitialised = {r.model_key.rpartition(".")[0] for r in report.records
-                         if r.status in ("missing", "mismatched")}
+        uninitialised = {
+            r.model_key.rpartition(".")[0] for r in report.records if r.status in ("missing", "mismatched")
+        }
         uninitialised |= {name.rpartition(".")[0] for name, _ in model.named_buffers()}
         for owner in sorted(uninitialised):
             model._init_weights(model.get_submodule(owner))
@@ -178,8 +178,10 @@ class PreTrainedModel(nn.Module):
             if record.status in ("loaded", "renamed"):
                 tensor = checkpoint.get(record.checkpoint_key)
                 if not tensor.is_floating_point():
-                    raise CheckpointError(f"{checkpoint.file_of(record.checkpoint_key)}: tensor "
-                                          f"{record.checkpoint_key!r} has dtype {tensor.dtype}, not floating point")
+                    raise CheckpointError(
+                        f"{checkpoint.file_of(record.checkpoint_key)}: tensor "
+                        f"{record.checkpoint_key!r} has dtype {tensor.dtype}, not floating point"
+                    )
                 _set_tensor(model, record.model_key, tensor.to(device=device, dtype=dtype).contiguous())
         model.tie_weights()
         model.set_attn_implementation(attn_implementation)
@@ -190,10 +192,13 @@ class PreTrainedModel(nn.Module):
         """Write ``config.json`` and safetensors weights that both minibert and transformers load."""
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
-        config = self.config.replace(architectures=[type(self).__name__],
-                                     extra={**self.config.extra, "dtype": str(self.dtype).removeprefix("torch.")})
-        (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n",
-                                          encoding="utf-8")
+        config = self.config.replace(
+            architectures=[type(self).__name__],
+            extra={**self.config.extra, "dtype": str(self.dtype).removeprefix("torch.")},
+        )
+        (folder / CONFIG_FILE).write_text(
+            json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
         # Tied aliases are left out, as transformers does: they are re-tied on loading.
         tied = self.tied_weights()
         state = {k: v for k, v in self.state_dict().items() if k not in tied}

@@ -11,40 +11,98 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
+import pytest
+import torch
+import transformers
 
-import minibert  # noqa: E402
+import minibert
 
 transformers.utils.logging.disable_progress_bar()
 
 # Tiny configs that differ where the code could go wrong: widths, head counts, activations,
 # token types, padding ids, LayerNorm eps, untied decoders.
 BERT_CONFIGS = {
-    "bert-a": dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                   intermediate_size=37, max_position_embeddings=64, type_vocab_size=2, pad_token_id=0),
-    "bert-b": dict(vocab_size=120, hidden_size=48, num_hidden_layers=3, num_attention_heads=3,
-                   intermediate_size=64, hidden_act="gelu_new", max_position_embeddings=40, type_vocab_size=3,
-                   pad_token_id=5, layer_norm_eps=1e-5),
-    "bert-c": dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                   intermediate_size=24, hidden_act="relu", max_position_embeddings=32, type_vocab_size=1,
-                   pad_token_id=3, tie_word_embeddings=False, num_labels=3),
+    "bert-a": dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=0,
+    ),
+    "bert-b": dict(
+        vocab_size=120,
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=3,
+        intermediate_size=64,
+        hidden_act="gelu_new",
+        max_position_embeddings=40,
+        type_vocab_size=3,
+        pad_token_id=5,
+        layer_norm_eps=1e-5,
+    ),
+    "bert-c": dict(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=24,
+        hidden_act="relu",
+        max_position_embeddings=32,
+        type_vocab_size=1,
+        pad_token_id=3,
+        tie_word_embeddings=False,
+        num_labels=3,
+    ),
 }
 ROBERTA_CONFIGS = {
-    "roberta-a": dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=37, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1),
-    "roberta-b": dict(vocab_size=80, hidden_size=24, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=48, hidden_act="silu", max_position_embeddings=30, type_vocab_size=2,
-                      pad_token_id=4, layer_norm_eps=1e-5, num_labels=4),
+    "roberta-a": dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=40,
+        type_vocab_size=1,
+        pad_token_id=1,
+    ),
+    "roberta-b": dict(
+        vocab_size=80,
+        hidden_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=48,
+        hidden_act="silu",
+        max_position_embeddings=30,
+        type_vocab_size=2,
+        pad_token_id=4,
+        layer_norm_eps=1e-5,
+        num_labels=4,
+    ),
 }
 CONFIGS = {**BERT_CONFIGS, **ROBERTA_CONFIGS}
 
-BERT_CLASSES = ["BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForNextSentencePrediction",
-                "BertForSequenceClassification", "BertForTokenClassification", "BertForQuestionAnswering",
-                "BertForMultipleChoice"]
-ROBERTA_CLASSES = ["RobertaModel", "RobertaForMaskedLM", "RobertaForSequenceClassification",
-                   "RobertaForTokenClassification", "RobertaForQuestionAnswering", "RobertaForMultipleChoice"]
+BERT_CLASSES = [
+    "BertModel",
+    "BertForMaskedLM",
+    "BertForPreTraining",
+    "BertForNextSentencePrediction",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertForQuestionAnswering",
+    "BertForMultipleChoice",
+]
+ROBERTA_CLASSES = [
+    "RobertaModel",
+    "RobertaForMaskedLM",
+    "RobertaForSequenceClassification",
+    "RobertaForTokenClassification",
+    "RobertaForQuestionAnswering",
+    "RobertaForMultipleChoice",
+]
 CLASSES = BERT_CLASSES + ROBERTA_CLASSES
 
 
@@ -72,8 +130,9 @@ def hf_model(class_name: str, config_name: str, seed: int = 0, attn: str = "sdpa
     return model.eval()
 
 
-def make_inputs(config_name: str, batch: int = 3, length: int = 11, seed: int = 1,
-                choices: int | None = None) -> dict[str, torch.Tensor]:
+def make_inputs(
+    config_name: str, batch: int = 3, length: int = 11, seed: int = 1, choices: int | None = None
+) -> dict[str, torch.Tensor]:
     """Ids with right padding of different lengths per row, and token types where the config has them."""
     values = CONFIGS[config_name]
     pad = values["pad_token_id"]
@@ -100,8 +159,16 @@ def inputs_for(class_name: str, config_name: str, **kwargs) -> dict[str, torch.T
 def assert_outputs_close(ours, theirs, atol: float = 1e-5) -> None:
     """Every tensor field transformers returns is matched by minibert's, within atol."""
     compared = 0
-    for name in ("last_hidden_state", "pooler_output", "logits", "prediction_logits", "seq_relationship_logits",
-                 "start_logits", "end_logits", "loss"):
+    for name in (
+        "last_hidden_state",
+        "pooler_output",
+        "logits",
+        "prediction_logits",
+        "seq_relationship_logits",
+        "start_logits",
+        "end_logits",
+        "loss",
+    ):
         expected = getattr(theirs, name, None)
         if expected is None:
             continue
@@ -121,8 +188,9 @@ def assert_outputs_close(ours, theirs, atol: float = 1e-5) -> None:
     assert compared, "nothing was compared"
 
 
-def save_bin(state: dict[str, torch.Tensor], folder: Path, config: transformers.PretrainedConfig,
-             shards: int = 1) -> Path:
+def save_bin(
+    state: dict[str, torch.Tensor], folder: Path, config: transformers.PretrainedConfig, shards: int = 1
+) -> Path:
     """A pytorch_model.bin checkpoint (or shards and an index), as transformers 4.x wrote them."""
     folder.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(folder)

@@ -75,8 +75,10 @@ def labels_for(class_name: str, config: minibert.BertConfig, inputs: dict) -> di
         return {"labels": labels.masked_fill(inputs["attention_mask"] == 0, -100)}
     if class_name.endswith("QuestionAnswering"):
         # The last position is out of range: clamped and ignored, as in transformers.
-        return {"start_positions": torch.tensor([1, 3, length + 5][:batch]),
-                "end_positions": torch.tensor([2, length + 5, 4][:batch])}
+        return {
+            "start_positions": torch.tensor([1, 3, length + 5][:batch]),
+            "end_positions": torch.tensor([2, length + 5, 4][:batch]),
+        }
     if class_name.endswith("MultipleChoice"):
         return {"labels": torch.randint(0, inputs["input_ids"].shape[1], (batch,), generator=generator)}
     raise AssertionError(class_name)
@@ -111,8 +113,9 @@ def test_regression_and_multi_label_losses_match_transformers(prefix, num_labels
     inputs = make_inputs(config_name)
     labels = torch.rand(3, num_labels).round() if num_labels > 1 else torch.randn(3)
     with torch.no_grad():
-        torch.testing.assert_close(ours(**inputs, labels=labels).loss, theirs(**inputs, labels=labels).loss,
-                                   atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            ours(**inputs, labels=labels).loss, theirs(**inputs, labels=labels).loss, atol=1e-6, rtol=0
+        )
 
 
 @pytest.mark.parametrize("class_name", ["BertModel", "RobertaModel"])
@@ -126,8 +129,11 @@ def test_optional_inputs_default_as_in_transformers(class_name, checkpoint_dir, 
     embeds = theirs.embeddings.word_embeddings(ids).detach()
     positions = torch.arange(ids.shape[1]).flip(0).expand_as(ids) + 2
     with torch.no_grad():
-        for kwargs in ({"input_ids": ids}, {"input_ids": ids, "position_ids": positions},
-                       {"inputs_embeds": embeds, "attention_mask": inputs["attention_mask"]}):
+        for kwargs in (
+            {"input_ids": ids},
+            {"input_ids": ids, "position_ids": positions},
+            {"inputs_embeds": embeds, "attention_mask": inputs["attention_mask"]},
+        ):
             assert_outputs_close(ours(**kwargs), theirs(**kwargs))
 
 
@@ -169,8 +175,7 @@ def test_head_checkpoint_loads_into_base_model(head, checkpoint_dir, reference):
 
 
 @pytest.mark.parametrize(("class_name", "config_name"), CASES)
-def test_saved_model_loads_in_transformers_with_identical_outputs(class_name, config_name, checkpoint_dir,
-                                                                  tmp_path):
+def test_saved_model_loads_in_transformers_with_identical_outputs(class_name, config_name, checkpoint_dir, tmp_path):
     ours = ours_class(class_name).from_pretrained(checkpoint_dir(class_name, config_name))
     shard = "4KB" if class_name in BERT_CLASSES[:2] else "5GB"  # sharded too, for some
     ours.save_pretrained(tmp_path, max_shard_size=shard)
@@ -178,8 +183,9 @@ def test_saved_model_loads_in_transformers_with_identical_outputs(class_name, co
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     inputs = inputs_for(class_name, config_name)
     with torch.no_grad():
-        assert_outputs_close(ours(**inputs, output_hidden_states=True),
-                             theirs.eval()(**inputs, output_hidden_states=True), atol=0)
+        assert_outputs_close(
+            ours(**inputs, output_hidden_states=True), theirs.eval()(**inputs, output_hidden_states=True), atol=0
+        )
 
 
 def test_real_minilm_weights_match_transformers_on_padded_batches(minilm_dir):
