@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(BIN)/minibert verify default
+	$(BIN)/minibert verify
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from minibert.errors import CheckpointError, CheckpointNotFoundError
+from minibert.errors import CheckpointError, CheckpointNotFoundError, first_line
 from minibert.hub import WEIGHT_FILES, read_index
 
 SAFETENSORS_DTYPES = {
@@ -124,10 +124,10 @@ class _PickleReader:
         except pickle.UnpicklingError as error:
             raise CheckpointError(
                 f"{path}: refused to unpickle: the file holds objects other than tensors, which could run "
-                f"code on loading ({_first_line(error)}). Convert it to safetensors from a trusted machine."
+                f"code on loading ({first_line(error)}). Convert it to safetensors from a trusted machine."
             ) from error
         except Exception as error:  # torch raises many types for truncated or corrupt archives
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(error)})") from error
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(error)})") from error
         if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CheckpointError(f"{path}: expected a mapping of names to tensors")
         self.state: Mapping[str, torch.Tensor] = state
@@ -146,10 +146,6 @@ class _PickleReader:
 
 
 _Reader = _SafetensorsReader | _PickleReader
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 # -- writing --------------------------------------------------------------------

@@ -20,3 +20,8 @@ class CheckpointError(MinibertError, ValueError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No usable checkpoint (folder, file or Hub repository) exists at the given name."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message: enough to name the cause in a one-line error."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

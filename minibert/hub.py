@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from minibert.errors import CheckpointError, CheckpointNotFoundError
+from minibert.errors import CheckpointError, CheckpointNotFoundError, first_line
 
 CONFIG_FILE = "config.json"
 # Weight layouts in order of preference: safetensors never runs code, and one file beats shards.
@@ -34,7 +34,7 @@ def resolve_config_file(
     """The path of ``config.json`` for a local folder or a Hub repository."""
     if is_local(name_or_path):
         return _local_folder(name_or_path) / CONFIG_FILE
-    path = _hub_download(str(name_or_path), CONFIG_FILE, revision, cache_dir)
+    path = _hub_download(str(name_or_path), CONFIG_FILE, revision, cache_dir, required=True)
     if path is None:
         raise CheckpointNotFoundError(f"Hub repository {name_or_path!r} has no {CONFIG_FILE}")
     return path
@@ -70,27 +70,40 @@ def _local_folder(name_or_path: str | Path) -> Path:
     return folder
 
 
-def _hub_download(repo_id: str, filename: str, revision: str | None, cache_dir: str | Path | None) -> Path | None:
-    """One file of a Hub repository from the cache or the network; None if the repository lacks it."""
+def _hub_download(
+    repo_id: str, filename: str, revision: str | None, cache_dir: str | Path | None, required: bool = False
+) -> Path | None:
+    """One file of a Hub repository, from the cache or the network.
+
+    None if the repository lacks it, or (unless ``required``) if it is neither cached nor reachable.
+    """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HFValidationError,
+        LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, library_name="minibert"))
+    except LocalEntryNotFoundError as error:  # offline, or the Hub unreachable, and not in the cache
+        if not required:
+            return None
+        raise CheckpointNotFoundError(
+            f"{repo_id!r} is not a local folder, and its {filename} is neither in the Hub cache nor "
+            f"reachable (revision {revision or 'main'}; HF_HUB_OFFLINE and network errors prevent a download)"
+        ) from error
     except EntryNotFoundError:
         return None
     except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as error:
         raise CheckpointNotFoundError(
             f"{repo_id!r} is neither a local folder nor a Hub repository minibert can reach "
-            f"(revision {revision or 'main'}): {error}"
+            f"(revision {revision or 'main'}): {first_line(error)}"
         ) from error
     except OSError as error:  # network failures, permissions
-        raise CheckpointError(f"cannot fetch {filename} of Hub repository {repo_id!r}: {error}") from error
+        raise CheckpointError(f"cannot fetch {filename} of Hub repository {repo_id!r}: {first_line(error)}") from error
 
 
 def read_index(path: Path) -> dict[str, str]:
