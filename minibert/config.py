@@ -151,7 +151,13 @@ class EncoderConfig:
 
     @classmethod
     def from_json_file(cls, path: str | Path, **overrides: Any) -> Self:
-        return cls.from_dict(read_config_json(path), **overrides)
+        values = read_config_json(path)
+        if "model_type" in values:  # an unsupported one is an error, whatever the class (old files lack it)
+            config_class_for(values, path)
+        try:
+            return cls.from_dict(values, **overrides)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from error
 
     @classmethod
     def from_pretrained(
@@ -229,6 +235,10 @@ def read_config_json(path: str | Path) -> dict[str, Any]:
 def config_class_for(values: dict[str, Any], source: str | Path = "config") -> type[EncoderConfig]:
     """The config class for a ``config.json`` dict, chosen by its ``model_type``."""
     model_type = values.get("model_type")
+    if model_type is None:
+        raise ConfigError(
+            f"{source}: no model_type; load it with a model class (BertModel, ...) instead of an Auto one"
+        )
     if model_type not in CONFIG_CLASSES:
         raise ConfigError(
             f"{source}: model_type {model_type!r} is not supported; minibert supports {', '.join(CONFIG_CLASSES)}"

@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import torch
+
 from minibert.checkpoint import Checkpoint
 from minibert.errors import CheckpointError
 
@@ -26,7 +28,7 @@ LEGACY_RENAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "Laye
 Status = Literal["loaded", "renamed", "tied", "missing", "mismatched", "unexpected", "ignored"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class TensorRecord:
     """Where one tensor's value came from, or why it has none from the checkpoint."""
 
@@ -37,6 +39,8 @@ class TensorRecord:
     rule: str | None = None  # the rename rule that mapped checkpoint_key to model_key
     shape: tuple[int, ...] | None = None  # the checkpoint tensor's shape
     model_shape: tuple[int, ...] | None = None
+    dtype: str | None = None  # the checkpoint tensor's dtype
+    verified: bool | None = None  # after loading: the model's tensor still holds the file's values
 
 
 @dataclass
@@ -87,13 +91,17 @@ class LoadReport:
         }
 
     def __str__(self) -> str:
+        """Counts, the rules that renamed keys, then only the keys that need attention."""
         counts = Counter(r.status for r in self.records)
         order: tuple[Status, ...] = ("loaded", "renamed", "tied", "ignored", "missing", "mismatched", "unexpected")
         lines = [f"load report for {self.source}: " + ", ".join(f"{counts[s]} {s}" for s in order if counts[s])]
+        checked = [r.verified for r in self.records if r.verified is not None]
+        if checked:
+            lines.append(f"  verified    {sum(checked)} of {len(checked)} loaded tensors hold the file's values")
+        for rule, count in Counter(r.rule for r in self.records if r.status == "renamed").items():
+            lines.append(f"  renamed     {count} key(s) by rule: {rule}")
         for record in self.records:
-            if record.status == "renamed":
-                lines.append(f"  renamed     {record.checkpoint_key} -> {record.model_key} ({record.rule})")
-            elif record.status == "missing":
+            if record.status == "missing":
                 lines.append(f"  missing     {record.model_key} (initialised)")
             elif record.status == "mismatched":
                 lines.append(
@@ -133,84 +141,120 @@ def plan_load(
     prefix: str,
     *,
     ignore_mismatched_sizes: bool = False,
+    strict: bool = True,
 ) -> LoadReport:
-    """Decide, for every model and checkpoint key, what loading will do; raise on what it cannot.
+    """Decide, for every model and checkpoint key, what loading will do, without reading any tensor.
 
     ``model_shapes`` are the model's own tensors (tied aliases excluded), ``tied`` maps each
     alias to the key it shares, ``buffers`` are the model's non-persistent buffer names.
+    With ``strict``, raise on what loading cannot do: ambiguous keys, shape mismatches (unless
+    ignored) and a checkpoint of which nothing fits.
     """
+    report = LoadReport(str(checkpoint.folder))
+
+    def add(status: Status, model_key: str | None, key: str | None, rule: str | None = None) -> None:
+        record = TensorRecord(status, model_key, key, rule=rule)
+        record.model_shape = model_shapes.get(tied.get(model_key, model_key))
+        if key is not None:
+            record.file = checkpoint.file_of(key).name
+            record.shape = checkpoint.shape(key)
+            record.dtype = str(checkpoint.dtype(key)).removeprefix("torch.")
+        report.records.append(record)
+
     targets = set(model_shapes) | set(tied) | buffers
     source_of: dict[str, tuple[str, str | None]] = {}  # model key -> (checkpoint key, rule)
-    report = LoadReport(str(checkpoint.folder))
     for key in checkpoint.keys():
         match = match_key(key, targets, prefix)
         if match is None:
-            report.records.append(
-                TensorRecord("unexpected", None, key, checkpoint.file_of(key).name, shape=checkpoint.shape(key))
-            )
-            continue
-        target, rule = match
-        if target in source_of:
-            raise CheckpointError(
-                f"{checkpoint.folder}: checkpoint keys {source_of[target][0]!r} and {key!r} "
-                f"both map to model key {target!r}"
-            )
-        source_of[target] = (key, rule)
+            add("unexpected", None, key)
+        elif match[0] in source_of:
+            if strict:
+                raise CheckpointError(
+                    f"{checkpoint.folder}: checkpoint keys {source_of[match[0]][0]!r} and {key!r} "
+                    f"both map to model key {match[0]!r}"
+                )
+            add("unexpected", None, key, f"duplicate of {source_of[match[0]][0]}")
+        else:
+            source_of[match[0]] = (key, match[1])
     # A tied tensor saved only under its alias name still gives the shared tensor its value.
     for alias, shared in tied.items():
         if alias in source_of and shared not in source_of:
             key, rule = source_of[alias]
             source_of[shared] = (key, f"tied: saved as {alias}" + (f"; {rule}" if rule else ""))
-    mismatched = []
     for model_key, model_shape in model_shapes.items():
-        if model_key not in source_of:
-            report.records.append(TensorRecord("missing", model_key, model_shape=model_shape))
-            continue
-        key, rule = source_of[model_key]
-        shape = checkpoint.shape(key)
-        status: Status = "loaded" if rule is None else "renamed"
-        if shape != model_shape:
-            status = "mismatched"
-            mismatched.append(f"{model_key}: checkpoint {shape} vs model {model_shape}")
-        report.records.append(
-            TensorRecord(status, model_key, key, checkpoint.file_of(key).name, rule, shape, model_shape)
-        )
+        key, rule = source_of.get(model_key, (None, None))
+        if key is None:
+            add("missing", model_key, None)
+        elif checkpoint.shape(key) != model_shape:
+            add("mismatched", model_key, key, rule)
+        else:
+            add("loaded" if rule is None else "renamed", model_key, key, rule)
     for alias, shared in tied.items():
-        key = source_of.get(alias, (None, None))[0]
-        report.records.append(
-            TensorRecord(
-                "tied",
-                alias,
-                key,
-                key and checkpoint.file_of(key).name,
-                f"shares {shared}",
-                model_shape=model_shapes[shared],
-            )
-        )
+        add("tied", alias, source_of.get(alias, (None, None))[0], f"shares {shared}")
     for name in sorted(buffers & set(source_of)):
-        key = source_of[name][0]
-        report.records.append(
-            TensorRecord(
-                "ignored",
-                name,
-                key,
-                checkpoint.file_of(key).name,
-                "non-persistent buffer, recomputed",
-                checkpoint.shape(key),
-            )
-        )
+        add("ignored", name, source_of[name][0], "non-persistent buffer, recomputed")
+    if strict:
+        _raise_on_unloadable(report, checkpoint, ignore_mismatched_sizes)
+    return report
+
+
+def _raise_on_unloadable(report: LoadReport, checkpoint: Checkpoint, ignore_mismatched_sizes: bool) -> None:
+    mismatched = [r for r in report.records if r.status == "mismatched"]
     if mismatched and not ignore_mismatched_sizes:
         raise CheckpointError(
             f"{checkpoint.folder}: {len(mismatched)} tensor(s) do not fit the model:\n  "
-            + "\n  ".join(mismatched)
+            + "\n  ".join(f"{r.model_key}: checkpoint {r.shape} vs model {r.model_shape}" for r in mismatched)
             + "\nPass ignore_mismatched_sizes=True to initialise them instead (e.g. a new classifier), "
             "or load the checkpoint into a matching config."
         )
+    not_float = [r for r in report.records if r.status in ("loaded", "renamed") and not _is_float(r.dtype)]
+    if not_float:
+        raise CheckpointError(
+            f"{checkpoint.folder}: tensors that should hold weights are not floating point: "
+            + ", ".join(f"{r.checkpoint_key} ({r.dtype}, in {r.file})" for r in not_float)
+        )
     if not any(r.status in ("loaded", "renamed") for r in report.records):
         example = next(iter(checkpoint.keys()), "(none)")
+        expected = next((r.model_key for r in report.records if r.status == "missing"), "(none)")
         raise CheckpointError(
             f"{checkpoint.folder}: none of its {len(checkpoint.keys())} tensors fits the model "
-            f"(checkpoint key {example!r}; model key {next(iter(model_shapes))!r}); "
+            f"(checkpoint key {example!r}; model key {expected!r}); "
             "is it a checkpoint of another architecture?"
         )
-    return report
+
+
+def _is_float(dtype: str | None) -> bool:
+    return dtype is not None and getattr(torch, dtype).is_floating_point
+
+
+PROBE_SIZE = 1024
+
+
+def probe(tensor: torch.Tensor) -> torch.Tensor:
+    """Up to PROBE_SIZE values spread evenly over ``tensor`` (first and last included)."""
+    flat = tensor.detach().reshape(-1)
+    return flat[probe_indices(flat.numel(), flat.device)].clone()
+
+
+def probe_indices(numel: int, device: torch.device) -> torch.Tensor:
+    return torch.linspace(0, max(numel - 1, 0), steps=min(PROBE_SIZE, numel), device=device).long()
+
+
+def check_probes(report: LoadReport, state: dict[str, torch.Tensor], probes: dict[str, torch.Tensor]) -> None:
+    """Mark each loaded record verified if the model's tensor still holds the probed file values.
+
+    This catches a tensor that landed under the wrong name, or was overwritten after it was
+    read (by initialisation or tying). It compares a sample, so it costs next to nothing.
+    """
+    failed = []
+    for record in report.records:
+        if record.model_key in probes:
+            expected = probes[record.model_key]
+            actual = state[record.model_key].detach().reshape(-1)
+            record.verified = torch.equal(actual[probe_indices(actual.numel(), actual.device)], expected)
+            if not record.verified:
+                failed.append(f"{record.model_key} (from {record.file}: {record.checkpoint_key})")
+    if failed:
+        raise CheckpointError(
+            f"{report.source}: after loading, these tensors no longer hold the file's values: " + ", ".join(failed)
+        )

@@ -8,6 +8,7 @@ checkpoint lacks, then copies the checkpoint in one tensor at a time.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -15,10 +16,10 @@ import torch
 from torch import nn
 
 from minibert.checkpoint import Checkpoint, save_safetensors
-from minibert.config import EncoderConfig, read_config_json
-from minibert.errors import CheckpointError, ConfigError
+from minibert.config import EncoderConfig
+from minibert.errors import ConfigError
 from minibert.hub import CONFIG_FILE, resolve_checkpoint
-from minibert.loading import LoadReport, plan_load
+from minibert.loading import LoadReport, check_probes, plan_load, probe
 
 DTypeLike = torch.dtype | str | None
 
@@ -123,6 +124,43 @@ class PreTrainedModel(nn.Module):
         return cls(config, **kwargs)
 
     @classmethod
+    def plan_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        config: EncoderConfig | None = None,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        ignore_mismatched_sizes: bool = False,
+        strict: bool = True,
+        **config_overrides: Any,
+    ) -> tuple[Self, Checkpoint, LoadReport]:
+        """What ``from_pretrained`` would do, without reading a tensor.
+
+        Returns the model built on the meta device (shapes, no storage), the checkpoint, and
+        the load plan. ``strict=False`` reports what ``from_pretrained`` would refuse.
+        """
+        folder = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir)
+        if config is None:
+            config = cls.config_class.from_json_file(folder / CONFIG_FILE, **config_overrides)
+        elif config_overrides:
+            config = config.replace(**config_overrides)
+        checkpoint = Checkpoint(folder)
+        with torch.device("meta"):
+            model = cls(config)
+        tied = model.tied_weights()
+        report = plan_load(
+            checkpoint,
+            model_shapes={k: tuple(v.shape) for k, v in model.state_dict().items() if k not in tied},
+            tied=tied,
+            buffers={name for name, _ in model.named_buffers()},
+            prefix=cls.base_model_prefix,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+            strict=strict,
+        )
+        return model, checkpoint, report
+
+    @classmethod
     def from_pretrained(
         cls,
         name_or_path: str | Path,
@@ -142,25 +180,17 @@ class PreTrainedModel(nn.Module):
         ``config_overrides`` change config fields before the model is built, e.g. ``num_labels=5``.
         The outcome for every tensor is in ``model.load_report``.
         """
-        folder = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir)
-        checkpoint = Checkpoint(folder)
-        if config is None:
-            config = cls.config_class.from_dict(read_config_json(folder / CONFIG_FILE), **config_overrides)
-        elif config_overrides:
-            config = config.replace(**config_overrides)
-        with torch.device("meta"):
-            model = cls(config)
-        tied = model.tied_weights()
-        report = plan_load(
-            checkpoint,
-            model_shapes={k: tuple(v.shape) for k, v in model.state_dict().items() if k not in tied},
-            tied=tied,
-            buffers={name for name, _ in model.named_buffers()},
-            prefix=cls.base_model_prefix,
+        model, checkpoint, report = cls.plan_pretrained(
+            name_or_path,
+            config=config,
+            revision=revision,
+            cache_dir=cache_dir,
             ignore_mismatched_sizes=ignore_mismatched_sizes,
+            **config_overrides,
         )
-        dtype = _resolve_dtype(dtype, config, checkpoint)
+        dtype = _resolve_dtype(dtype, model.config, checkpoint)
         device = torch.device(device or "cpu")
+        tied = model.tied_weights()
         # Fresh storage everywhere (untouched, so it costs no memory yet), then init what the
         # checkpoint does not provide, then the checkpoint's tensors replace the rest: no second copy.
         for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
@@ -174,16 +204,15 @@ class PreTrainedModel(nn.Module):
         uninitialised |= {name.rpartition(".")[0] for name, _ in model.named_buffers()}
         for owner in sorted(uninitialised):
             model._init_weights(model.get_submodule(owner))
+        probes = {}
         for record in report.records:
             if record.status in ("loaded", "renamed"):
-                tensor = checkpoint.get(record.checkpoint_key)
-                if not tensor.is_floating_point():
-                    raise CheckpointError(
-                        f"{checkpoint.file_of(record.checkpoint_key)}: tensor "
-                        f"{record.checkpoint_key!r} has dtype {tensor.dtype}, not floating point"
-                    )
-                _set_tensor(model, record.model_key, tensor.to(device=device, dtype=dtype).contiguous())
+                tensor = checkpoint.get(record.checkpoint_key).to(device=device, dtype=dtype).contiguous()
+                probes[record.model_key] = probe(tensor)
+                _set_tensor(model, record.model_key, tensor)
         model.tie_weights()
+        check_probes(report, model.state_dict(), probes)
+        _warn_on_dropped_aliases(report, checkpoint)
         model.set_attn_implementation(attn_implementation)
         model.load_report = report
         return model.eval()
@@ -212,6 +241,21 @@ def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
     if attribute in module._parameters:
         tensor = nn.Parameter(tensor, requires_grad=module._parameters[attribute].requires_grad)
     setattr(module, attribute, tensor)
+
+
+def _warn_on_dropped_aliases(report: LoadReport, checkpoint: Checkpoint) -> None:
+    """A tied alias saved with values of its own would be silently replaced by the shared tensor."""
+    source = {r.model_key: r.checkpoint_key for r in report.records if r.status in ("loaded", "renamed")}
+    for record in report.records:
+        shared = record.rule.removeprefix("shares ") if record.status == "tied" else None
+        if shared in source and record.checkpoint_key not in (None, source[shared]):
+            alias, kept = checkpoint.get(record.checkpoint_key), checkpoint.get(source[shared])
+            if alias.shape != kept.shape or not torch.equal(alias, kept.to(alias.dtype)):
+                warnings.warn(
+                    f"{checkpoint.file_of(record.checkpoint_key)}: {record.checkpoint_key} differs from "
+                    f"{source[shared]}, but the config ties them (tie_word_embeddings): its values are not used",
+                    stacklevel=3,
+                )
 
 
 def _resolve_dtype(dtype: DTypeLike, config: EncoderConfig, checkpoint: Checkpoint) -> torch.dtype:
