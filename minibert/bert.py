@@ -238,6 +238,64 @@ class Pooler(nn.Module):
         return torch.tanh(self.dense(hidden_states[:, 0]))  # (B, H)
 
 
+def check_inputs(
+    config: EncoderConfig,
+    input_ids: Tensor | None,
+    attention_mask: Tensor | None,
+    token_type_ids: Tensor | None,
+    position_ids: Tensor | None,
+    inputs_embeds: Tensor | None,
+    position_offset: int,
+) -> None:
+    """Refuse inputs that would fail deep inside an embedding lookup, or silently compute nonsense.
+
+    Each range check is one min/max over the ids: microseconds next to a forward pass.
+    Skipped while torch.compile traces, where data-dependent checks would break the graph.
+    """
+    if torch.compiler.is_compiling():
+        return
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("pass exactly one of input_ids and inputs_embeds")
+    if input_ids is not None:
+        _check_ids("input_ids", input_ids, config.vocab_size, "vocab_size")
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}")
+        shape = input_ids.shape
+    else:
+        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != config.hidden_size:
+            raise ValueError(
+                f"inputs_embeds must have shape (batch, length, {config.hidden_size}), got {tuple(inputs_embeds.shape)}"
+            )
+        shape = inputs_embeds.shape[:2]
+    positions = config.max_position_embeddings - position_offset
+    if position_ids is None and shape[1] > positions:
+        offset = f" after the padding offset of {position_offset}" if position_offset else ""
+        raise ValueError(
+            f"input_ids: sequence length {shape[1]} exceeds the {positions} positions the model has "
+            f"(max_position_embeddings={config.max_position_embeddings}{offset}); truncate the inputs"
+        )
+    for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+        if tensor is not None and tensor.shape != shape:
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, but the inputs have {tuple(shape)}")
+    if token_type_ids is not None:
+        _check_ids("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
+    if position_ids is not None:
+        if position_ids.shape[-1] != shape[1]:
+            raise ValueError(f"position_ids has shape {tuple(position_ids.shape)}, the inputs {tuple(shape)}")
+        _check_ids("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
+
+
+def _check_ids(name: str, ids: Tensor, limit: int, field: str) -> None:
+    """Integer ids within [0, limit), or a TypeError / ValueError naming the argument and the value."""
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer ids, got dtype {ids.dtype}")
+    if ids.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(ids.shape)})")
+    low, high = (int(x) for x in torch.aminmax(ids))
+    if low < 0 or high >= limit:
+        raise ValueError(f"{name} holds {low if low < 0 else high}, outside [0, {limit}) ({field}={limit})")
+
+
 def attention_bias_from_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """(B, T) mask of 1 = token, 0 = padding -> (B, 1, 1, T) bias added to the attention scores."""
     if attention_mask is None:
@@ -288,8 +346,8 @@ class BertModel(BertPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> BaseModelOutputWithPooling:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        offset = self.config.pad_token_id + 1 if self.padded_positions else 0
+        check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, offset)
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, H)
         bias = attention_bias_from_mask(attention_mask, embeddings.dtype)
         outputs = self.encoder(embeddings, bias, output_hidden_states, output_attentions)

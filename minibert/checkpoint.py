@@ -122,9 +122,17 @@ class _PickleReader:
                 # Files from torch < 1.6 use the legacy (non-zip) format, which cannot be mapped.
                 state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
+            # weights_only stops at anything but tensors and plain containers; say where it stopped.
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            refused = next((line for line in lines if "GLOBAL" in line), None)
+            if refused is not None:
+                raise CheckpointError(
+                    f"{path}: refused to unpickle: the file asks to run code on loading ({refused}); "
+                    "nothing was executed. Convert it to safetensors on a machine that trusts its source."
+                ) from error
+            reason = next((line for line in lines if line.startswith("Unsupported")), "corrupt pickle data")
             raise CheckpointError(
-                f"{path}: refused to unpickle: the file holds objects other than tensors, which could run "
-                f"code on loading ({first_line(error)}). Convert it to safetensors from a trusted machine."
+                f"{path}: not a PyTorch checkpoint that can be read safely ({reason}); nothing was executed"
             ) from error
         except Exception as error:  # torch raises many types for truncated or corrupt archives
             raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(error)})") from error

@@ -1,14 +1,16 @@
-"""The ``minibert`` command line.
+"""The ``minibert`` command line: evidence that weights landed where they belong.
 
-``minibert verify [PATH_OR_ID]`` loads a checkpoint with minibert and with
-transformers, runs both on the same padded inputs, and prints the largest
-difference after the embeddings, after every layer and in every output, so
-the first place they part is visible. Exit codes: 0 pass, 1 mismatch, 2 error.
+``minibert inspect PATH_OR_ID`` shows, without running the model, which checkpoint key
+goes to which model key and why. ``minibert verify [PATH_OR_ID]`` loads the checkpoint
+with minibert and with transformers, runs both on the same padded inputs, and prints the
+largest difference after the embeddings, after every layer and in every output, so the
+first place they part is visible. Exit codes: 0 pass, 1 mismatch, 2 error.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -17,8 +19,10 @@ from pathlib import Path
 import torch
 
 import minibert
+from minibert.checkpoint import Checkpoint
 from minibert.config import AutoConfig, EncoderConfig
 from minibert.errors import MinibertError
+from minibert.loading import LoadReport
 from minibert.pretrained import PreTrainedModel
 
 
@@ -75,6 +79,63 @@ def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.float() - b.float()).abs().max().item()
 
 
+def inspect(args: argparse.Namespace) -> int:
+    source = args.checkpoint or default_checkpoint()
+    config = AutoConfig.from_pretrained(source)
+    cls = model_class(config, args.model_class)
+    model, checkpoint, report = cls.plan_pretrained(source, config=config, strict=False)
+    files = [
+        {
+            "file": path.name,
+            "bytes": path.stat().st_size,
+            "tensors": sum(checkpoint.file_of(k) == path for k in checkpoint.keys()),
+        }
+        for path in checkpoint.files
+    ]
+    summary = {
+        "checkpoint": str(checkpoint.folder),
+        "model_class": cls.__name__,
+        "parameters": model.num_parameters(),
+        "config": config.to_dict(),
+        "files": files,
+        **report.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"checkpoint  {checkpoint.folder}")
+    print(
+        f"config      {config.model_type}: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+        f"{config.num_attention_heads} heads, intermediate {config.intermediate_size}, vocab {config.vocab_size}, "
+        f"positions {config.max_position_embeddings}, token types {config.type_vocab_size}, {config.hidden_act}"
+    )
+    print(f"model       {cls.__name__}, {model.num_parameters():,} parameters (tied tensors counted once)")
+    for entry in files:
+        print(f"file        {entry['file']}: {entry['bytes'] / 1e6:.1f} MB, {entry['tensors']} tensors")
+    rows = [("checkpoint key", "model key", "shape", "dtype", "status", "rule")]
+    for r in report.records:
+        shape = r.shape if r.shape is not None else r.model_shape
+        rows.append(
+            (r.checkpoint_key or "-", r.model_key or "-", "x".join(map(str, shape or ())) or "scalar",
+             r.dtype or "-", r.status, r.rule or "")
+        )  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
+    print("totals      " + ", ".join(f"{count} {status}" for status, count in summary["counts"].items()))
+    return 0
+
+
+def count_equal_to_file(model: PreTrainedModel, report: LoadReport) -> tuple[int, int]:
+    """(equal, compared): every loaded tensor against its file, value for value, in the model's dtype."""
+    checkpoint, state = Checkpoint(report.source), model.state_dict()
+    loaded = [r for r in report.records if r.status in ("loaded", "renamed")]
+    equal = sum(
+        torch.equal(state[r.model_key], checkpoint.get(r.checkpoint_key).to(state[r.model_key].dtype)) for r in loaded
+    )
+    return equal, len(loaded)
+
+
 def verify(args: argparse.Namespace) -> int:
     try:
         import transformers
@@ -89,6 +150,7 @@ def verify(args: argparse.Namespace) -> int:
     ours = cls.from_pretrained(source, config=config)
     ours_seconds = time.perf_counter() - start
     reference_cls = getattr(transformers, cls.__name__)
+    transformers.utils.logging.disable_progress_bar()
     start = time.perf_counter()
     reference = reference_cls.from_pretrained(str(source)).eval()
     reference_seconds = time.perf_counter() - start
@@ -107,6 +169,8 @@ def verify(args: argparse.Namespace) -> int:
     )
     print(f"load time    minibert {ours_seconds:.2f} s, transformers {reference_seconds:.2f} s")
     print(f"load report  {str(ours.load_report).splitlines()[0].partition(': ')[2]}")
+    equal, compared = count_equal_to_file(ours, ours.load_report)
+    print(f"weights      {equal} of {compared} loaded tensors equal the file, value for value")
     batch, length = inputs["input_ids"].shape[-2:]
     real = inputs["attention_mask"].sum(-1).flatten().tolist()
     print(f"inputs       {batch} x {length} token ids, real lengths {real}, seed 0")
@@ -123,7 +187,7 @@ def verify(args: argparse.Namespace) -> int:
         diff = max_abs_diff(a, b)
         worst = max(worst, diff)
         print(f"  {name:<18} {diff:.2e}{'' if diff <= args.atol else '  <- exceeds atol'}")
-    passed = worst <= args.atol
+    passed = worst <= args.atol and equal == compared
     print(f"{'PASS' if passed else 'FAIL'}: max abs difference {worst:.2e} (atol {args.atol:.0e})")
     return 0 if passed else 1
 
@@ -131,16 +195,21 @@ def verify(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minibert", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    show = commands.add_parser("inspect", help="checkpoint key -> model key, shape, dtype, status; runs nothing")
     check = commands.add_parser("verify", help="compare minibert with transformers layer by layer")
-    check.add_argument("checkpoint", nargs="?", help="folder or Hub id (default: the embedded all-MiniLM-L6-v2)")
-    check.add_argument("--model-class", help="a minibert class name, e.g. BertForMaskedLM")
+    for command in (show, check):
+        command.add_argument("checkpoint", nargs="?", help="folder or Hub id (default: the embedded all-MiniLM-L6-v2)")
+        command.add_argument("--model-class", help="a minibert class name, e.g. BertForMaskedLM")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(run=inspect)
     check.add_argument("--atol", type=float, default=1e-5, help="largest difference that passes (default 1e-5)")
     check.set_defaults(run=verify)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (MinibertError, OSError) as error:
-        print(f"minibert {args.command}: error: {error}", file=sys.stderr)
+    except (MinibertError, OSError) as error:  # one line, no traceback: the message names the file or key
+        message = " ".join(line.strip() for line in str(error).splitlines())
+        print(f"minibert {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

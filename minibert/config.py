@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from minibert.activations import ACTIVATIONS
-from minibert.errors import ConfigError
+from minibert.errors import CheckpointNotFoundError, ConfigError
 
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 
@@ -224,7 +224,7 @@ def read_config_json(path: str | Path) -> dict[str, Any]:
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise ConfigError(f"{path}: no such config file") from error
+        raise CheckpointNotFoundError(f"{path}: no such file; a checkpoint folder needs its config.json") from error
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError(f"{path}: cannot read config ({error})") from error
     if not isinstance(values, dict):

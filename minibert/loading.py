@@ -13,6 +13,7 @@ listed here, each matched exactly:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -227,17 +228,20 @@ def _is_float(dtype: str | None) -> bool:
     return dtype is not None and getattr(torch, dtype).is_floating_point
 
 
-PROBE_SIZE = 1024
+PROBE_SIZE = 128
 
 
 def probe(tensor: torch.Tensor) -> torch.Tensor:
-    """Up to PROBE_SIZE values spread evenly over ``tensor`` (first and last included)."""
+    """Up to PROBE_SIZE values spread evenly over ``tensor`` (first and last included), copied."""
     flat = tensor.detach().reshape(-1)
-    return flat[probe_indices(flat.numel(), flat.device)].clone()
+    return flat[probe_indices(flat.numel(), flat.device)]
 
 
+@functools.cache
 def probe_indices(numel: int, device: torch.device) -> torch.Tensor:
-    return torch.linspace(0, max(numel - 1, 0), steps=min(PROBE_SIZE, numel), device=device).long()
+    steps = min(PROBE_SIZE, numel)
+    # Integer arithmetic: float spacing would round past the last index of large tensors.
+    return torch.arange(steps, device=device) * (numel - 1) // max(steps - 1, 1)
 
 
 def check_probes(report: LoadReport, state: dict[str, torch.Tensor], probes: dict[str, torch.Tensor]) -> None:
