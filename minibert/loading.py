@@ -164,17 +164,18 @@ def plan_load(
 
     targets = set(model_shapes) | set(tied) | buffers
     source_of: dict[str, tuple[str, str | None]] = {}  # model key -> (checkpoint key, rule)
+    unexpected: list[tuple[str, str | None]] = []  # reported last, after the model's own keys
     for key in checkpoint.keys():
         match = match_key(key, targets, prefix)
         if match is None:
-            add("unexpected", None, key)
+            unexpected.append((key, None))
         elif match[0] in source_of:
             if strict:
                 raise CheckpointError(
                     f"{checkpoint.folder}: checkpoint keys {source_of[match[0]][0]!r} and {key!r} "
                     f"both map to model key {match[0]!r}"
                 )
-            add("unexpected", None, key, f"duplicate of {source_of[match[0]][0]}")
+            unexpected.append((key, f"duplicate of {source_of[match[0]][0]}"))
         else:
             source_of[match[0]] = (key, match[1])
     # A tied tensor saved only under its alias name still gives the shared tensor its value.
@@ -194,6 +195,8 @@ def plan_load(
         add("tied", alias, source_of.get(alias, (None, None))[0], f"shares {shared}")
     for name in sorted(buffers & set(source_of)):
         add("ignored", name, source_of[name][0], "non-persistent buffer, recomputed")
+    for key, rule in unexpected:
+        add("unexpected", None, key, rule)
     if strict:
         _raise_on_unloadable(report, checkpoint, ignore_mismatched_sizes)
     return report

@@ -34,3 +34,9 @@ def test_verify_errors_exit_2_with_one_line(argument, checkpoint_dir, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("minibert verify: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_verify_without_transformers_says_so(checkpoint_dir, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "transformers", None)  # import fails as if not installed
+    assert main(["verify", str(checkpoint_dir("BertModel", "bert-a"))]) == 2
+    assert "pip install transformers" in capsys.readouterr().err
