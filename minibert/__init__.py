@@ -1,5 +1,14 @@
-"""minibert: BERT, RoBERTa in pure PyTorch, loading Hugging Face checkpoints with proven parity."""
+"""minibert: BERT, RoBERTa and ALBERT in pure PyTorch, loading Hugging Face checkpoints with proven parity."""
 
+from minibert.albert import (
+    AlbertForMaskedLM,
+    AlbertForMultipleChoice,
+    AlbertForPreTraining,
+    AlbertForQuestionAnswering,
+    AlbertForSequenceClassification,
+    AlbertForTokenClassification,
+    AlbertModel,
+)
 from minibert.auto import (
     AutoModel,
     AutoModelForMaskedLM,
@@ -26,7 +35,7 @@ from minibert.bert import (
     RobertaForTokenClassification,
     RobertaModel,
 )
-from minibert.config import AutoConfig, BertConfig, RobertaConfig
+from minibert.config import AlbertConfig, AutoConfig, BertConfig, RobertaConfig
 from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError
 from minibert.loading import LoadReport
 from minibert.pretrained import PreTrainedModel
@@ -34,6 +43,14 @@ from minibert.pretrained import PreTrainedModel
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlbertConfig",
+    "AlbertForMaskedLM",
+    "AlbertForMultipleChoice",
+    "AlbertForPreTraining",
+    "AlbertForQuestionAnswering",
+    "AlbertForSequenceClassification",
+    "AlbertForTokenClassification",
+    "AlbertModel",
     "AutoConfig",
     "AutoModel",
     "AutoModelForMaskedLM",

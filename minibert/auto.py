@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from minibert import bert
+from minibert import albert, bert
 from minibert.config import AutoConfig, EncoderConfig
 from minibert.errors import ConfigError
 from minibert.pretrained import PreTrainedModel
@@ -52,16 +52,20 @@ _LOAD_ARGUMENTS = {"dtype", "device", "ignore_mismatched_sizes", "attn_implement
 
 
 class AutoModel(_AutoModel):
-    _classes = {"bert": bert.BertModel, "roberta": bert.RobertaModel}
+    _classes = {"bert": bert.BertModel, "roberta": bert.RobertaModel, "albert": albert.AlbertModel}
 
 
 class AutoModelForMaskedLM(_AutoModel):
-    _classes = {"bert": bert.BertForMaskedLM, "roberta": bert.RobertaForMaskedLM}
+    _classes = {"bert": bert.BertForMaskedLM, "roberta": bert.RobertaForMaskedLM, "albert": albert.AlbertForMaskedLM}
 
 
 class AutoModelForPreTraining(_AutoModel):
     # RoBERTa was pre-trained with masked LM alone, so its pre-training model is the MLM one.
-    _classes = {"bert": bert.BertForPreTraining, "roberta": bert.RobertaForMaskedLM}
+    _classes = {
+        "bert": bert.BertForPreTraining,
+        "roberta": bert.RobertaForMaskedLM,
+        "albert": albert.AlbertForPreTraining,
+    }
 
 
 class AutoModelForNextSentencePrediction(_AutoModel):
@@ -69,16 +73,32 @@ class AutoModelForNextSentencePrediction(_AutoModel):
 
 
 class AutoModelForSequenceClassification(_AutoModel):
-    _classes = {"bert": bert.BertForSequenceClassification, "roberta": bert.RobertaForSequenceClassification}
+    _classes = {
+        "bert": bert.BertForSequenceClassification,
+        "roberta": bert.RobertaForSequenceClassification,
+        "albert": albert.AlbertForSequenceClassification,
+    }
 
 
 class AutoModelForTokenClassification(_AutoModel):
-    _classes = {"bert": bert.BertForTokenClassification, "roberta": bert.RobertaForTokenClassification}
+    _classes = {
+        "bert": bert.BertForTokenClassification,
+        "roberta": bert.RobertaForTokenClassification,
+        "albert": albert.AlbertForTokenClassification,
+    }
 
 
 class AutoModelForQuestionAnswering(_AutoModel):
-    _classes = {"bert": bert.BertForQuestionAnswering, "roberta": bert.RobertaForQuestionAnswering}
+    _classes = {
+        "bert": bert.BertForQuestionAnswering,
+        "roberta": bert.RobertaForQuestionAnswering,
+        "albert": albert.AlbertForQuestionAnswering,
+    }
 
 
 class AutoModelForMultipleChoice(_AutoModel):
-    _classes = {"bert": bert.BertForMultipleChoice, "roberta": bert.RobertaForMultipleChoice}
+    _classes = {
+        "bert": bert.BertForMultipleChoice,
+        "roberta": bert.RobertaForMultipleChoice,
+        "albert": albert.AlbertForMultipleChoice,
+    }

@@ -47,18 +47,20 @@ class Embeddings(nn.Module):
 
     With ``padded_positions`` (RoBERTa) positions count from ``pad_token_id + 1``
     over real tokens only, and padding tokens keep position ``pad_token_id``.
+    ``width`` is the hidden size, except in ALBERT, whose narrower embeddings are projected up.
     """
 
-    def __init__(self, config: EncoderConfig, padded_positions: bool = False) -> None:
+    def __init__(self, config: EncoderConfig, padded_positions: bool = False, width: int | None = None) -> None:
         super().__init__()
+        width = width or config.hidden_size
         self.padded_positions = padded_positions
         self.padding_idx = config.pad_token_id
-        self.word_embeddings = embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.word_embeddings = embedding(config.vocab_size, width, config.pad_token_id)
         self.position_embeddings = embedding(
-            config.max_position_embeddings, config.hidden_size, config.pad_token_id if padded_positions else None
+            config.max_position_embeddings, width, config.pad_token_id if padded_positions else None
         )
-        self.token_type_embeddings = embedding(config.type_vocab_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.token_type_embeddings = embedding(config.type_vocab_size, width)
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         # Defaults for position_ids and token_type_ids: computed, never saved.
         rows = config.max_position_embeddings
@@ -246,6 +248,7 @@ def check_inputs(
     position_ids: Tensor | None,
     inputs_embeds: Tensor | None,
     position_offset: int,
+    width: int,
 ) -> None:
     """Refuse inputs that would fail deep inside an embedding lookup, or silently compute nonsense.
 
@@ -262,9 +265,9 @@ def check_inputs(
             raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}")
         shape = input_ids.shape
     else:
-        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != config.hidden_size:
+        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != width:
             raise ValueError(
-                f"inputs_embeds must have shape (batch, length, {config.hidden_size}), got {tuple(inputs_embeds.shape)}"
+                f"inputs_embeds must have shape (batch, length, {width}), got {tuple(inputs_embeds.shape)}"
             )
         shape = inputs_embeds.shape[:2]
     positions = config.max_position_embeddings - position_offset
@@ -347,7 +350,8 @@ class BertModel(BertPreTrainedModel):
         output_attentions: bool = False,
     ) -> BaseModelOutputWithPooling:
         offset = self.config.pad_token_id + 1 if self.padded_positions else 0
-        check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, offset)
+        width = self.embeddings.word_embeddings.embedding_dim
+        check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, offset, width)
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, H)
         bias = attention_bias_from_mask(attention_mask, embeddings.dtype)
         outputs = self.encoder(embeddings, bias, output_hidden_states, output_attentions)
@@ -584,12 +588,18 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
 
 
+# The heads below are the same for BERT and ALBERT (and the last three for RoBERTa): each names
+# its encoder class, stored under base_model_prefix (``.bert``, ``.albert``); the others swap it.
+
+
 class BertForSequenceClassification(BertPreTrainedModel):
     """A linear classifier (or regressor) on the pooled first token."""
 
+    base_model_class: ClassVar[type[PreTrainedModel]] = BertModel
+
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__(config)
-        self.bert = BertModel(config, init_weights=False)
+        self.add_module(self.base_model_prefix, self.base_model_class(config, init_weights=False))
         self.dropout = nn.Dropout(config.head_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -605,7 +615,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> LogitsOutput:
-        outputs = self.bert(
+        outputs = self.base_model(
             input_ids,
             attention_mask,
             token_type_ids,
@@ -619,14 +629,10 @@ class BertForSequenceClassification(BertPreTrainedModel):
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
 
 
-# The three heads below are the same for every encoder: each names its encoder class,
-# stored under base_model_prefix (``.bert``, ``.roberta``), and RoBERTa's versions only swap it.
-
-
 class BertForTokenClassification(BertPreTrainedModel):
     """A label per token (e.g. named entities): linear classifier on every hidden state."""
 
-    base_model_class: ClassVar[type[BertModel]] = BertModel
+    base_model_class: ClassVar[type[PreTrainedModel]] = BertModel
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__(config)
@@ -665,7 +671,7 @@ class BertForTokenClassification(BertPreTrainedModel):
 class BertForQuestionAnswering(BertPreTrainedModel):
     """Extractive QA: a start score and an end score for every token."""
 
-    base_model_class: ClassVar[type[BertModel]] = BertModel
+    base_model_class: ClassVar[type[PreTrainedModel]] = BertModel
 
     def __init__(self, config: EncoderConfig) -> None:
         if config.num_labels != 2:
@@ -719,7 +725,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 class BertForMultipleChoice(BertPreTrainedModel):
     """Scores each of C candidate sequences: inputs are (B, C, T), logits (B, C)."""
 
-    base_model_class: ClassVar[type[BertModel]] = BertModel
+    base_model_class: ClassVar[type[PreTrainedModel]] = BertModel
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__(config)

@@ -94,6 +94,7 @@ def inspect(args: argparse.Namespace) -> int:
     ]
     summary = {
         "checkpoint": str(checkpoint.folder),
+        "shared_layers": {prefix.rstrip("."): runs for prefix, runs in model.tensor_uses().items()},
         "model_class": cls.__name__,
         "parameters": model.num_parameters(),
         "config": config.to_dict(),
@@ -112,18 +113,29 @@ def inspect(args: argparse.Namespace) -> int:
     print(f"model       {cls.__name__}, {model.num_parameters():,} parameters (tied tensors counted once)")
     for entry in files:
         print(f"file        {entry['file']}: {entry['bytes'] / 1e6:.1f} MB, {entry['tensors']} tensors")
-    rows = [("checkpoint key", "model key", "shape", "dtype", "status", "rule")]
+    uses = model.tensor_uses()  # ALBERT: which layer runs each shared tensor serves
+    rows = [("checkpoint key", "model key", "shape", "dtype", "status", "rule / use")]
     for r in report.records:
-        shape = r.shape if r.shape is not None else r.model_shape
-        rows.append(
-            (r.checkpoint_key or "-", r.model_key or "-", "x".join(map(str, shape or ())) or "scalar",
-             r.dtype or "-", r.status, r.rule or "")
-        )  # fmt: skip
+        shape = "x".join(map(str, r.shape if r.shape is not None else r.model_shape or ())) or "scalar"
+        note = [r.rule] if r.rule else []
+        note += [f"runs at layers {runs_text(runs)}" for prefix, runs in uses.items() if r.model_key.startswith(prefix)]
+        rows.append((r.checkpoint_key or "-", r.model_key or "-", shape, r.dtype or "-", r.status, "; ".join(note)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
     print("totals      " + ", ".join(f"{count} {status}" for status, count in summary["counts"].items()))
     return 0
+
+
+def runs_text(runs: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    spans: list[list[int]] = []
+    for run in runs:
+        if spans and run == spans[-1][-1] + 1:
+            spans[-1].append(run)
+        else:
+            spans.append([run])
+    return ", ".join(f"{s[0]}-{s[-1]}" if len(s) > 1 else str(s[0]) for s in spans)
 
 
 def count_equal_to_file(model: PreTrainedModel, report: LoadReport) -> tuple[int, int]:
@@ -175,18 +187,20 @@ def verify(args: argparse.Namespace) -> int:
     real = inputs["attention_mask"].sum(-1).flatten().tolist()
     print(f"inputs       {batch} x {length} token ids, real lengths {real}, seed 0")
     rows = [("embeddings", mine.hidden_states[0], theirs.hidden_states[0])]
-    rows += [
-        (f"layer {i}", a, b)
-        for i, (a, b) in enumerate(zip(mine.hidden_states[1:], theirs.hidden_states[1:], strict=True), start=1)
-    ]
+    shared = {run: prefix for prefix, runs in ours.tensor_uses().items() for run in runs}
+    for i, (a, b) in enumerate(zip(mine.hidden_states[1:], theirs.hidden_states[1:], strict=True), start=1):
+        # ALBERT runs shared layers: name the weights each run used.
+        weights = shared[i].removeprefix("albert.").removeprefix("encoder.").rstrip(".") if i in shared else ""
+        rows.append((f"layer {i}" + (f" ({weights})" if weights else ""), a, b))
     fields = [name for name in vars(mine) if name not in ("hidden_states", "attentions", "loss")]
     rows += [(name, getattr(mine, name), getattr(theirs, name)) for name in fields if getattr(mine, name) is not None]
     worst = 0.0
-    print(f"{'':<20} max |minibert - transformers|")
+    width = max(len(name) for name, _, _ in rows)
+    print(f"  {'':<{width}} max |minibert - transformers|")
     for name, a, b in rows:
         diff = max_abs_diff(a, b)
         worst = max(worst, diff)
-        print(f"  {name:<18} {diff:.2e}{'' if diff <= args.atol else '  <- exceeds atol'}")
+        print(f"  {name:<{width}} {diff:.2e}{'' if diff <= args.atol else '  <- exceeds atol'}")
     passed = worst <= args.atol and equal == compared
     print(f"{'PASS' if passed else 'FAIL'}: max abs difference {worst:.2e} (atol {args.atol:.0e})")
     return 0 if passed else 1

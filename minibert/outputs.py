@@ -57,6 +57,17 @@ class PreTrainingOutput(ModelOutput):
 
 
 @dataclass
+class SOPPreTrainingOutput(ModelOutput):
+    """ALBERT's pre-training heads: masked-token scores and sentence-order scores."""
+
+    loss: torch.Tensor | None = None
+    prediction_logits: torch.Tensor | None = None  # (B, T, V)
+    sop_logits: torch.Tensor | None = None  # (B, 2)
+    hidden_states: Tensors | None = None
+    attentions: Tensors | None = None
+
+
+@dataclass
 class QuestionAnsweringModelOutput(ModelOutput):
     """Span scores: where the answer starts and ends, per token."""
 

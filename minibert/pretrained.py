@@ -109,6 +109,10 @@ class PreTrainedModel(nn.Module):
         """Distinct parameters: a tied tensor counts once (``parameters()`` yields it once)."""
         return sum(p.numel() for p in self.parameters())
 
+    def tensor_uses(self) -> dict[str, list[int]]:
+        """Module prefix of each layer -> the layer runs (1-based) it serves; only where layers are shared."""
+        return {}
+
     def set_attn_implementation(self, name: str) -> None:
         """Switch every attention block to ``"sdpa"`` (default) or ``"eager"`` (the written-out maths)."""
         if name not in ("sdpa", "eager"):

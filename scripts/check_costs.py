@@ -75,7 +75,7 @@ def main() -> None:
     calls = 2000
     start = time.perf_counter()
     for _ in range(calls):
-        bert.check_inputs(config, ids, mask, types, None, None, 0)
+        bert.check_inputs(config, ids, mask, types, None, None, 0, config.hidden_size)
     print(f"{'check_inputs alone, 8x128':<40} {(time.perf_counter() - start) / calls * 1e6:.1f} us per call")
 
 

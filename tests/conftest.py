@@ -83,7 +83,21 @@ ROBERTA_CONFIGS = {
         num_labels=4,
     ),
 }
-CONFIGS = {**BERT_CONFIGS, **ROBERTA_CONFIGS}
+# ALBERT: narrower embeddings, and layers shared across depth in every arrangement:
+# one group, several groups of several layers, and groups that do not divide the depth.
+ALBERT_CONFIGS = {
+    "albert-a": dict(vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=3, num_hidden_groups=1,
+                     inner_group_num=1, num_attention_heads=4, intermediate_size=37, max_position_embeddings=64,
+                     type_vocab_size=2, pad_token_id=0),
+    "albert-b": dict(vocab_size=80, embedding_size=8, hidden_size=24, num_hidden_layers=4, num_hidden_groups=2,
+                     inner_group_num=2, num_attention_heads=2, intermediate_size=30, hidden_act="gelu",
+                     max_position_embeddings=40, type_vocab_size=3, pad_token_id=2, layer_norm_eps=1e-5,
+                     num_labels=3),
+    "albert-c": dict(vocab_size=64, embedding_size=16, hidden_size=16, num_hidden_layers=5, num_hidden_groups=3,
+                     inner_group_num=1, num_attention_heads=2, intermediate_size=24, hidden_act="relu",
+                     max_position_embeddings=32, type_vocab_size=1, pad_token_id=3, tie_word_embeddings=False),
+}
+CONFIGS = {**BERT_CONFIGS, **ROBERTA_CONFIGS, **ALBERT_CONFIGS}
 
 BERT_CLASSES = [
     "BertModel",
@@ -103,15 +117,28 @@ ROBERTA_CLASSES = [
     "RobertaForQuestionAnswering",
     "RobertaForMultipleChoice",
 ]
-CLASSES = BERT_CLASSES + ROBERTA_CLASSES
+ALBERT_CLASSES = ["AlbertModel", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertForSequenceClassification",
+                  "AlbertForTokenClassification", "AlbertForQuestionAnswering", "AlbertForMultipleChoice"]
+CLASSES = BERT_CLASSES + ROBERTA_CLASSES + ALBERT_CLASSES
+FAMILIES = {
+    "bert": (BERT_CONFIGS, "Bert"),
+    "roberta": (ROBERTA_CONFIGS, "Roberta"),
+    "albert": (ALBERT_CONFIGS, "Albert"),
+}
+
+
+def family_of(name: str) -> str:
+    """'bert', 'roberta' or 'albert' for a class name or a config name."""
+    return next(f for f, (_, prefix) in FAMILIES.items() if name.startswith((f, prefix)))
 
 
 def config_names_for(class_name: str) -> list[str]:
-    return list(ROBERTA_CONFIGS if class_name.startswith("Roberta") else BERT_CONFIGS)
+    return list(FAMILIES[family_of(class_name)][0])
 
 
 def hf_config(config_name: str) -> transformers.PretrainedConfig:
-    cls = transformers.RobertaConfig if config_name.startswith("roberta") else transformers.BertConfig
+    cls = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig,
+           "albert": transformers.AlbertConfig}[family_of(config_name)]
     return cls(**CONFIGS[config_name])
 
 
@@ -119,8 +146,8 @@ def hf_model(class_name: str, config_name: str, seed: int = 0, attn: str = "sdpa
     """A transformers model with random weights, every tensor non-trivial (biases and LayerNorms too)."""
     torch.manual_seed(seed)
     config = hf_config(config_name)
-    if class_name.endswith("QuestionAnswering"):
-        config.num_labels = 2  # a start and an end score per token
+    if class_name.endswith(("QuestionAnswering", "AlbertForPreTraining")):
+        config.num_labels = 2  # a start and an end score per token; in order or swapped
     config._attn_implementation = attn
     model = getattr(transformers, class_name)(config)
     with torch.no_grad():  # transformers inits biases to 0 and LayerNorms to 1/0: randomise so they count
@@ -216,7 +243,7 @@ def legacy_state(state: dict[str, torch.Tensor], max_positions: int) -> dict[str
     for key, value in state.items():
         key = key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
         renamed[key] = value
-    prefix = next((p for p in ("bert.", "roberta.") if any(k.startswith(p) for k in state)), "")
+    prefix = next((p for p in ("bert.", "roberta.", "albert.") if any(k.startswith(p) for k in state)), "")
     renamed[f"{prefix}embeddings.position_ids"] = torch.arange(max_positions).unsqueeze(0)
     return renamed
 

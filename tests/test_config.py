@@ -15,12 +15,16 @@ from minibert.config import EncoderConfig
 
 @pytest.mark.parametrize(
     ("ours", "theirs"),
-    [(minibert.BertConfig, transformers.BertConfig), (minibert.RobertaConfig, transformers.RobertaConfig)],
+    [
+        (minibert.BertConfig, transformers.BertConfig),
+        (minibert.RobertaConfig, transformers.RobertaConfig),
+        (minibert.AlbertConfig, transformers.AlbertConfig),
+    ],
 )
 def test_defaults_equal_transformers(ours, theirs):
     reference = theirs()
     for field in dataclasses.fields(ours):
-        if field.name in ("extra", "position_embedding_type"):
+        if field.name in ("extra", "position_embedding_type") or not hasattr(reference, field.name):
             continue
         assert getattr(ours(), field.name) == getattr(reference, field.name), field.name
 
@@ -71,6 +75,12 @@ def test_auto_config_dispatches_on_model_type(tmp_path):
 def test_invalid_values_raise_config_error_naming_the_field(changes, named):
     with pytest.raises(minibert.ConfigError, match=named):
         minibert.BertConfig(**changes)
+
+
+@pytest.mark.parametrize("field", ["embedding_size", "num_hidden_groups", "inner_group_num"])
+def test_albert_sizes_must_be_positive(field):
+    with pytest.raises(minibert.ConfigError, match=field):
+        minibert.AlbertConfig(**{field: 0})
 
 
 def test_roberta_needs_room_after_its_padding_offset():

@@ -9,6 +9,7 @@ from conftest import (
     LAYOUTS,
     assert_outputs_close,
     config_names_for,
+    family_of,
     inputs_for,
     make_inputs,
     ours_class,
@@ -21,7 +22,7 @@ HEADS = [c for c in CLASSES if not c.endswith("Model")]
 
 
 def base_of(class_name: str) -> str:
-    return "RobertaModel" if class_name.startswith("Roberta") else "BertModel"
+    return {"bert": "BertModel", "roberta": "RobertaModel", "albert": "AlbertModel"}[family_of(class_name)]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -43,7 +44,7 @@ def test_attentions_match_transformers_eager(class_name, config_name, checkpoint
     with torch.no_grad():
         mine = ours(**inputs, output_attentions=True, output_hidden_states=True)
         assert_outputs_close(mine, theirs(**inputs, output_attentions=True, output_hidden_states=True))
-    assert len(mine.attentions) == ours.config.num_hidden_layers
+    assert len(mine.attentions) == len(mine.hidden_states) - 1  # one per layer run (ALBERT repeats layers)
 
 
 @pytest.mark.parametrize(("class_name", "config_name"), CASES)
@@ -64,7 +65,8 @@ def labels_for(class_name: str, config: minibert.BertConfig, inputs: dict) -> di
     if class_name.endswith(("MaskedLM", "PreTraining")):
         labels = torch.randint(0, config.vocab_size, (batch, length), generator=generator)
         labels[torch.rand(batch, length, generator=generator) < 0.6] = -100  # unmasked tokens are ignored
-        extra = {"next_sentence_label": torch.tensor([0, 1, 1][:batch])} if class_name.endswith("PreTraining") else {}
+        order = "sentence_order_label" if class_name.startswith("Albert") else "next_sentence_label"
+        extra = {order: torch.tensor([0, 1, 1][:batch])} if class_name.endswith("PreTraining") else {}
         return {"labels": labels, **extra}
     if class_name.endswith("NextSentencePrediction"):
         return {"labels": torch.tensor([1, 0, 1][:batch])}
@@ -96,10 +98,10 @@ def test_losses_match_transformers(class_name, config_name, checkpoint_dir, refe
     torch.testing.assert_close(mine.loss, expected.loss, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("prefix", ["Bert", "Roberta"])
+@pytest.mark.parametrize("prefix", ["Bert", "Roberta", "Albert"])
 @pytest.mark.parametrize(("num_labels", "problem_type"), [(1, "regression"), (3, "multi_label_classification")])
 def test_regression_and_multi_label_losses_match_transformers(prefix, num_labels, problem_type, tmp_path):
-    config_name = "bert-a" if prefix == "Bert" else "roberta-a"
+    config_name = f"{prefix.lower()}-a"
     from conftest import hf_config
 
     config = hf_config(config_name)
@@ -118,7 +120,7 @@ def test_regression_and_multi_label_losses_match_transformers(prefix, num_labels
         )
 
 
-@pytest.mark.parametrize("class_name", ["BertModel", "RobertaModel"])
+@pytest.mark.parametrize("class_name", ["BertModel", "RobertaModel", "AlbertModel"])
 def test_optional_inputs_default_as_in_transformers(class_name, checkpoint_dir, reference):
     """No mask, no token types, explicit position_ids, inputs_embeds instead of ids."""
     config_name = config_names_for(class_name)[0]

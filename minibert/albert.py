@@ -1,0 +1,298 @@
+"""ALBERT: BERT with factorised embeddings and layers shared across depth.
+
+Two differences from BERT, and only these are written here:
+
+* the embeddings are ``embedding_size`` wide (e.g. 128) and projected up to the hidden
+  size by ``encoder.embedding_hidden_mapping_in``; the MLM head projects back down;
+* the encoder holds ``num_hidden_groups`` groups of ``inner_group_num`` layers and runs
+  them ``num_hidden_layers`` times: step ``i`` of depth runs group
+  ``int(i / (num_hidden_layers / num_hidden_groups))``. The checkpoint therefore holds far
+  fewer layer tensors than the model runs; ``AlbertTransformer.schedule()`` says which
+  tensor serves which steps.
+
+Attention, the embeddings, the forward pass and the heads shared with BERT come from
+``minibert.bert``. Mirrors transformers/models/albert/modeling_albert.py.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from minibert.activations import ACTIVATIONS
+from minibert.bert import (
+    BertForMultipleChoice,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+    BertPreTrainedModel,
+    Embeddings,
+    SelfAttention,
+    masked_lm_loss,
+)
+from minibert.config import AlbertConfig, EncoderConfig
+from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, SOPPreTrainingOutput
+from minibert.pretrained import PreTrainedModel
+
+
+class AlbertAttention(SelfAttention):
+    """Self-attention, then its output projection, residual and LayerNorm, all in one module."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self, hidden_states: Tensor, attention_bias: Tensor | None, output_attentions: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        context, probs = super().forward(hidden_states, attention_bias, output_attentions)  # (B, T, H)
+        return self.LayerNorm(hidden_states + self.output_dropout(self.dense(context))), probs
+
+
+class AlbertLayer(nn.Module):
+    """Attention, then feed-forward with residual and LayerNorm (no dropout after it, as in transformers)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.full_layer_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = AlbertAttention(config)
+        self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.activation = ACTIVATIONS[config.hidden_act]
+
+    def forward(
+        self, hidden_states: Tensor, attention_bias: Tensor | None, output_attentions: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        attended, probs = self.attention(hidden_states, attention_bias, output_attentions)  # (B, T, H)
+        feed_forward = self.ffn_output(self.activation(self.ffn(attended)))  # (B, T, H)
+        return self.full_layer_layer_norm(feed_forward + attended), probs
+
+
+class AlbertLayerGroup(nn.Module):
+    """``inner_group_num`` layers with weights of their own: the unit that is shared across depth."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.albert_layers = nn.ModuleList(AlbertLayer(config) for _ in range(config.inner_group_num))
+
+
+class AlbertTransformer(nn.Module):
+    """Project the embeddings up to the hidden size, then run the shared groups ``num_hidden_layers`` times."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.num_hidden_layers = config.num_hidden_layers
+        self.num_hidden_groups = config.num_hidden_groups
+        self.embedding_hidden_mapping_in = nn.Linear(config.embedding_size, config.hidden_size)
+        self.albert_layer_groups = nn.ModuleList(AlbertLayerGroup(config) for _ in range(config.num_hidden_groups))
+
+    def schedule(self) -> list[tuple[int, int]]:
+        """(group, inner layer) for every layer the model runs, in order."""
+        # transformers picks the group with float division; integer arithmetic would differ
+        # for some shapes (e.g. 18 layers in 14 groups), so the same formula is used here.
+        layers_per_group = self.num_hidden_layers / self.num_hidden_groups
+        runs = []
+        for step in range(self.num_hidden_layers):
+            group = int(step / layers_per_group)
+            runs += [(group, inner) for inner in range(len(self.albert_layer_groups[group].albert_layers))]
+        return runs
+
+    def forward(
+        self,
+        embeddings: Tensor,  # (B, T, E)
+        attention_bias: Tensor | None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        hidden_states = self.embedding_hidden_mapping_in(embeddings)  # (B, T, H)
+        # As in transformers, hidden_states holds the projected embeddings, then every layer run.
+        all_hidden = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for group, inner in self.schedule():
+            layer = self.albert_layer_groups[group].albert_layers[inner]
+            hidden_states, probs = layer(hidden_states, attention_bias, output_attentions)
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            if all_attentions is not None:
+                all_attentions.append(probs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states,
+            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
+            attentions=tuple(all_attentions) if all_attentions is not None else None,
+        )
+
+
+class AlbertPooler(nn.Linear):
+    """Dense + tanh on the first token; a bare Linear in the checkpoint (``pooler.weight``)."""
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        return torch.tanh(super().forward(hidden_states[:, 0]))  # (B, H)
+
+
+class AlbertMLMHead(nn.Module):
+    """Dense down to the embedding width, activation, LayerNorm, then scores over the vocabulary.
+
+    The decoder's weight is the word embedding matrix and its bias is ``bias``: tied.
+    """
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.dense = nn.Linear(config.hidden_size, config.embedding_size)
+        self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
+        self.activation = ACTIVATIONS[config.hidden_act]
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))  # (B, T, V)
+
+
+class AlbertSOPHead(nn.Module):
+    """Sentence-order prediction: are the two segments in their original order?"""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, pooled: Tensor) -> Tensor:
+        return self.classifier(self.dropout(pooled))  # (B, num_labels)
+
+
+class AlbertPreTrainedModel(BertPreTrainedModel):
+    config_class: ClassVar[type[EncoderConfig]] = AlbertConfig
+    base_model_prefix: ClassVar[str] = "albert"
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, AlbertMLMHead):
+            module.bias.zero_()
+
+    def tensor_uses(self) -> dict[str, list[int]]:
+        """Module prefix of each shared layer -> the layer runs (1-based, as in hidden_states) it serves."""
+        prefix = "" if self.base_model is self else f"{self.base_model_prefix}."
+        uses: dict[str, list[int]] = {}
+        for step, (group, inner) in enumerate(self.base_model.encoder.schedule(), start=1):
+            uses.setdefault(f"{prefix}encoder.albert_layer_groups.{group}.albert_layers.{inner}.", []).append(step)
+        return uses
+
+
+class AlbertModel(AlbertPreTrainedModel):
+    """Factorised embeddings, the shared encoder and (optionally) the pooler: ``transformers.AlbertModel``."""
+
+    padded_positions: ClassVar[bool] = False
+
+    def __init__(self, config: AlbertConfig, add_pooling_layer: bool = True, init_weights: bool = True) -> None:
+        super().__init__(config)
+        self.embeddings = Embeddings(config, width=config.embedding_size)
+        self.encoder = AlbertTransformer(config)
+        self.pooler = AlbertPooler(config.hidden_size, config.hidden_size) if add_pooling_layer else None
+        if init_weights:
+            self.post_init()
+
+    # The same path as BERT: check the inputs, embed, build the mask, encode, pool.
+    forward = BertModel.forward
+
+
+class AlbertForMaskedLM(AlbertPreTrainedModel):
+    """Scores over the vocabulary for every token: ``transformers.AlbertForMaskedLM``."""
+
+    _tied_weights_keys: ClassVar[dict[str, str]] = {
+        "predictions.decoder.weight": "albert.embeddings.word_embeddings.weight",
+        "predictions.decoder.bias": "predictions.bias",
+    }
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__(config)
+        self.albert = AlbertModel(config, add_pooling_layer=False, init_weights=False)
+        self.predictions = AlbertMLMHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> LogitsOutput:
+        outputs = self.albert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
+        logits = self.predictions(outputs.last_hidden_state)  # (B, T, V)
+        return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
+
+
+class AlbertForPreTraining(AlbertPreTrainedModel):
+    """Masked-token and sentence-order heads together: ``transformers.AlbertForPreTraining``."""
+
+    _tied_weights_keys = AlbertForMaskedLM._tied_weights_keys
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__(config)
+        self.albert = AlbertModel(config, init_weights=False)
+        self.predictions = AlbertMLMHead(config)
+        self.sop_classifier = AlbertSOPHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        sentence_order_label: Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> SOPPreTrainingOutput:
+        outputs = self.albert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            output_attentions,
+        )
+        prediction_logits = self.predictions(outputs.last_hidden_state)  # (B, T, V)
+        sop_logits = self.sop_classifier(outputs.pooler_output)  # (B, 2)
+        loss = None
+        if labels is not None and sentence_order_label is not None:
+            loss = masked_lm_loss(prediction_logits, labels) + F.cross_entropy(
+                sop_logits.view(-1, sop_logits.shape[-1]), sentence_order_label.view(-1)
+            )
+        return SOPPreTrainingOutput(loss, prediction_logits, sop_logits, outputs.hidden_states, outputs.attentions)
+
+
+class AlbertForSequenceClassification(AlbertPreTrainedModel, BertForSequenceClassification):
+    base_model_class: ClassVar[type[PreTrainedModel]] = AlbertModel
+
+
+class AlbertForTokenClassification(AlbertPreTrainedModel, BertForTokenClassification):
+    base_model_class: ClassVar[type[PreTrainedModel]] = AlbertModel
+
+
+class AlbertForQuestionAnswering(AlbertPreTrainedModel, BertForQuestionAnswering):
+    base_model_class: ClassVar[type[PreTrainedModel]] = AlbertModel
+
+
+class AlbertForMultipleChoice(AlbertPreTrainedModel, BertForMultipleChoice):
+    base_model_class: ClassVar[type[PreTrainedModel]] = AlbertModel
