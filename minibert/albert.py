@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from minibert.activations import ACTIVATIONS
 from minibert.bert import (
+    AttentionMask,
     BertForMultipleChoice,
     BertForQuestionAnswering,
     BertForSequenceClassification,
@@ -33,6 +34,7 @@ from minibert.bert import (
     Embeddings,
     SelfAttention,
     masked_lm_loss,
+    run_layers,
 )
 from minibert.config import AlbertConfig, EncoderConfig
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, SOPPreTrainingOutput
@@ -49,9 +51,9 @@ class AlbertAttention(SelfAttention):
         self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, hidden_states: Tensor, attention_bias: Tensor | None, output_attentions: bool = False
+        self, hidden_states: Tensor, mask: AttentionMask, output_attentions: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        context, probs = super().forward(hidden_states, attention_bias, output_attentions)  # (B, T, H)
+        context, probs = super().forward(hidden_states, mask, output_attentions)  # (B, T, H)
         return self.LayerNorm(hidden_states + self.output_dropout(self.dense(context))), probs
 
 
@@ -67,9 +69,9 @@ class AlbertLayer(nn.Module):
         self.activation = ACTIVATIONS[config.hidden_act]
 
     def forward(
-        self, hidden_states: Tensor, attention_bias: Tensor | None, output_attentions: bool = False
+        self, hidden_states: Tensor, mask: AttentionMask, output_attentions: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        attended, probs = self.attention(hidden_states, attention_bias, output_attentions)  # (B, T, H)
+        attended, probs = self.attention(hidden_states, mask, output_attentions)  # (B, T, H)
         feed_forward = self.ffn_output(self.activation(self.ffn(attended)))  # (B, T, H)
         return self.full_layer_layer_norm(feed_forward + attended), probs
 
@@ -106,26 +108,14 @@ class AlbertTransformer(nn.Module):
     def forward(
         self,
         embeddings: Tensor,  # (B, T, E)
-        attention_bias: Tensor | None,
+        mask: AttentionMask,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> BaseModelOutputWithPooling:
-        hidden_states = self.embedding_hidden_mapping_in(embeddings)  # (B, T, H)
         # As in transformers, hidden_states holds the projected embeddings, then every layer run.
-        all_hidden = [hidden_states] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        for group, inner in self.schedule():
-            layer = self.albert_layer_groups[group].albert_layers[inner]
-            hidden_states, probs = layer(hidden_states, attention_bias, output_attentions)
-            if all_hidden is not None:
-                all_hidden.append(hidden_states)
-            if all_attentions is not None:
-                all_attentions.append(probs)
-        return BaseModelOutputWithPooling(
-            last_hidden_state=hidden_states,
-            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
-            attentions=tuple(all_attentions) if all_attentions is not None else None,
-        )
+        layers = [self.albert_layer_groups[group].albert_layers[inner] for group, inner in self.schedule()]
+        hidden_states = self.embedding_hidden_mapping_in(embeddings)  # (B, T, H)
+        return run_layers(layers, hidden_states, mask, output_hidden_states, output_attentions)
 
 
 class AlbertPooler(nn.Linear):
@@ -194,6 +184,7 @@ class AlbertModel(AlbertPreTrainedModel):
         self.embeddings = Embeddings(config, width=config.embedding_size)
         self.encoder = AlbertTransformer(config)
         self.pooler = AlbertPooler(config.hidden_size, config.hidden_size) if add_pooling_layer else None
+        self.unpad = False  # see PreTrainedModel.set_unpadding
         if init_weights:
             self.post_init()
 

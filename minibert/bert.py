@@ -13,6 +13,8 @@ Mirrors transformers/models/bert/modeling_bert.py and roberta/modeling_roberta.p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -118,30 +120,30 @@ class SelfAttention(nn.Module):
 
     def forward(
         self,
-        hidden_states: torch.Tensor,  # (B, T, H)
-        attention_bias: torch.Tensor | None,  # (B, 1, 1, T): 0 to attend, a large negative to ignore
+        hidden_states: Tensor,  # (B, T, H), or (N, H) when the encoder runs unpadded
+        mask: AttentionMask,
         output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch, length, _ = hidden_states.shape
+    ) -> tuple[Tensor, Tensor | None]:
+        # Attention is the one step that needs the (B, T) layout: to_batch is a no-op unless unpadded.
+        q, k, v = (mask.to_batch(proj(hidden_states)) for proj in (self.query, self.key, self.value))  # (B, T, H)
+        batch, length, _ = q.shape
         heads = (batch, length, self.num_heads, self.head_size)
-        q = self.query(hidden_states).view(heads).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.key(hidden_states).view(heads).transpose(1, 2)  # (B, nh, T, hs)
-        v = self.value(hidden_states).view(heads).transpose(1, 2)  # (B, nh, T, hs)
+        q, k, v = (x.view(heads).transpose(1, 2) for x in (q, k, v))  # (B, nh, T, hs)
         dropout = self.dropout_prob if self.training else 0.0
         scale = self.head_size**-0.5
         probs = None
         if self.attn_implementation == "eager" or output_attentions:
             scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (B, nh, T, T)
-            if attention_bias is not None:
-                scores = scores + attention_bias
+            if mask.bias is not None:
+                scores = scores + mask.bias
             probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=self.training)  # (B, nh, T, T)
             context = torch.matmul(probs, v)  # (B, nh, T, hs)
         else:
             context = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attention_bias, dropout_p=dropout, scale=scale
+                q, k, v, attn_mask=mask.bias, dropout_p=dropout, scale=scale
             )  # (B, nh, T, hs)
         context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, nh * hs)
-        return context, probs
+        return mask.to_tokens(context), probs
 
 
 class AddAndNorm(nn.Module):
@@ -166,9 +168,9 @@ class Attention(nn.Module):
         self.output = AddAndNorm(config, config.hidden_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_bias: torch.Tensor | None, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        context, probs = self.self(hidden_states, attention_bias, output_attentions)
+        self, hidden_states: Tensor, mask: AttentionMask, output_attentions: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        context, probs = self.self(hidden_states, mask, output_attentions)
         return self.output(context, hidden_states), probs
 
 
@@ -194,9 +196,9 @@ class Layer(nn.Module):
         self.output = AddAndNorm(config, config.intermediate_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_bias: torch.Tensor | None, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, probs = self.attention(hidden_states, attention_bias, output_attentions)  # (B, T, H)
+        self, hidden_states: Tensor, mask: AttentionMask, output_attentions: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        attended, probs = self.attention(hidden_states, mask, output_attentions)  # (B, T, H)
         return self.output(self.intermediate(attended), attended), probs  # (B, T, H)
 
 
@@ -209,24 +211,36 @@ class Encoder(nn.Module):
 
     def forward(
         self,
-        hidden_states: torch.Tensor,  # (B, T, H)
-        attention_bias: torch.Tensor | None,
+        hidden_states: Tensor,  # (B, T, H)
+        mask: AttentionMask,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> BaseModelOutputWithPooling:
-        all_hidden = [hidden_states] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
-        for layer in self.layer:
-            hidden_states, probs = layer(hidden_states, attention_bias, output_attentions)
-            if all_hidden is not None:
-                all_hidden.append(hidden_states)
-            if all_attentions is not None:
-                all_attentions.append(probs)
-        return BaseModelOutputWithPooling(
-            last_hidden_state=hidden_states,
-            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
-            attentions=tuple(all_attentions) if all_attentions is not None else None,
-        )
+        return run_layers(self.layer, hidden_states, mask, output_hidden_states, output_attentions)
+
+
+def run_layers(
+    layers: Iterable[nn.Module],
+    hidden_states: Tensor,  # (B, T, H)
+    mask: AttentionMask,
+    output_hidden_states: bool,
+    output_attentions: bool,
+) -> BaseModelOutputWithPooling:
+    """Run ``layers`` in order, collecting every hidden state and attention map if asked."""
+    hidden_states = mask.to_tokens(hidden_states)  # (N, H) if unpadded, else unchanged
+    all_hidden = [hidden_states] if output_hidden_states else None
+    all_attentions = [] if output_attentions else None
+    for layer in layers:
+        hidden_states, probs = layer(hidden_states, mask, output_attentions)
+        if all_hidden is not None:
+            all_hidden.append(hidden_states)
+        if all_attentions is not None:
+            all_attentions.append(probs)
+    return BaseModelOutputWithPooling(
+        last_hidden_state=mask.to_batch(hidden_states),
+        hidden_states=tuple(mask.to_batch(h) for h in all_hidden) if all_hidden is not None else None,
+        attentions=tuple(all_attentions) if all_attentions is not None else None,
+    )
 
 
 class Pooler(nn.Module):
@@ -299,12 +313,43 @@ def _check_ids(name: str, ids: Tensor, limit: int, field: str) -> None:
         raise ValueError(f"{name} holds {low if low < 0 else high}, outside [0, {limit}) ({field}={limit})")
 
 
-def attention_bias_from_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """(B, T) mask of 1 = token, 0 = padding -> (B, 1, 1, T) bias added to the attention scores."""
-    if attention_mask is None:
-        return None
-    keep = attention_mask[:, None, None, :].to(dtype)  # (B, 1, 1, T)
-    return (1.0 - keep) * torch.finfo(dtype).min
+@dataclass
+class AttentionMask:
+    """What attention needs to know about padding.
+
+    ``bias`` (B, 1, 1, T) is added to the attention scores: 0 where a token may be attended,
+    the dtype's most negative value at padding. With ``tokens`` set, the encoder runs
+    *unpadded*: the layers work on the N real tokens only, as an (N, H) tensor, and attention
+    lays them out as (B, T) again with ``to_batch``. Without it both methods return their input.
+    """
+
+    bias: Tensor | None
+    tokens: Tensor | None = None  # (N,): flat positions of the real tokens in the (B * T) batch
+    shape: tuple[int, int] = (0, 0)  # (B, T) of the padded batch
+
+    @classmethod
+    def from_padding(cls, attention_mask: Tensor | None, dtype: torch.dtype, unpad: bool = False) -> AttentionMask:
+        """From a (B, T) mask of 1 = token, 0 = padding; ``unpad`` only matters if there is padding."""
+        if attention_mask is None:
+            return cls(None)
+        keep = attention_mask[:, None, None, :].to(dtype)  # (B, 1, 1, T)
+        bias = (1.0 - keep) * torch.finfo(dtype).min
+        # Unpadding makes shapes depend on the data: compiled graphs keep the padded layout.
+        if not unpad or torch.compiler.is_compiling() or bool(attention_mask.all()):
+            return cls(bias)
+        tokens = attention_mask.flatten().nonzero().squeeze(1)  # (N,)
+        return cls(bias, tokens, tuple(attention_mask.shape))
+
+    def to_tokens(self, x: Tensor) -> Tensor:
+        """(B, T, F) -> (N, F): keep the real tokens."""
+        return x if self.tokens is None else x.reshape(-1, x.shape[-1]).index_select(0, self.tokens)
+
+    def to_batch(self, x: Tensor) -> Tensor:
+        """(N, F) -> (B, T, F): put the real tokens back in place, zeros at padding."""
+        if self.tokens is None:
+            return x
+        batch = x.new_zeros(self.shape[0] * self.shape[1], x.shape[-1]).index_copy(0, self.tokens, x)
+        return batch.view(*self.shape, -1)
 
 
 # -- the base models --------------------------------------------------------------
@@ -333,6 +378,7 @@ class BertModel(BertPreTrainedModel):
 
     def __init__(self, config: EncoderConfig, add_pooling_layer: bool = True, init_weights: bool = True) -> None:
         super().__init__(config)
+        self.unpad = False  # see PreTrainedModel.set_unpadding
         self.embeddings = Embeddings(config, padded_positions=self.padded_positions)
         self.encoder = Encoder(config)
         self.pooler = Pooler(config) if add_pooling_layer else None
@@ -353,8 +399,8 @@ class BertModel(BertPreTrainedModel):
         width = self.embeddings.word_embeddings.embedding_dim
         check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, offset, width)
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, H)
-        bias = attention_bias_from_mask(attention_mask, embeddings.dtype)
-        outputs = self.encoder(embeddings, bias, output_hidden_states, output_attentions)
+        mask = AttentionMask.from_padding(attention_mask, embeddings.dtype, unpad=self.unpad)
+        outputs = self.encoder(embeddings, mask, output_hidden_states, output_attentions)
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)  # (B, H)
         return outputs

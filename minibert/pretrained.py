@@ -113,6 +113,15 @@ class PreTrainedModel(nn.Module):
         """Module prefix of each layer -> the layer runs (1-based) it serves; only where layers are shared."""
         return {}
 
+    def set_unpadding(self, enabled: bool = True) -> None:
+        """Run padded batches on their real tokens only: a speed-up for batches of mixed lengths.
+
+        Projections, feed-forward blocks and LayerNorms then skip padding; attention still sees
+        the (B, T) layout. Outputs at real tokens are unchanged (within float rounding); outputs
+        at padding positions, which transformers computes but nothing should read, are zeros.
+        """
+        self.base_model.unpad = enabled
+
     def set_attn_implementation(self, name: str) -> None:
         """Switch every attention block to ``"sdpa"`` (default) or ``"eager"`` (the written-out maths)."""
         if name not in ("sdpa", "eager"):
