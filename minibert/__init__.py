@@ -36,9 +36,10 @@ from minibert.bert import (
     RobertaModel,
 )
 from minibert.config import AlbertConfig, AutoConfig, BertConfig, RobertaConfig
-from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError
+from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError, TokenizerError
 from minibert.loading import LoadReport
 from minibert.pretrained import PreTrainedModel
+from minibert.tokenization import AlbertTokenizer, AutoTokenizer, BertTokenizer, PreTrainedTokenizer, RobertaTokenizer
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ __all__ = [
     "AlbertForSequenceClassification",
     "AlbertForTokenClassification",
     "AlbertModel",
+    "AlbertTokenizer",
     "AutoConfig",
     "AutoModel",
     "AutoModelForMaskedLM",
@@ -60,6 +62,7 @@ __all__ = [
     "AutoModelForQuestionAnswering",
     "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification",
+    "AutoTokenizer",
     "BertConfig",
     "BertForMaskedLM",
     "BertForMultipleChoice",
@@ -69,12 +72,14 @@ __all__ = [
     "BertForSequenceClassification",
     "BertForTokenClassification",
     "BertModel",
+    "BertTokenizer",
     "CheckpointError",
     "CheckpointNotFoundError",
     "ConfigError",
     "LoadReport",
     "MinibertError",
     "PreTrainedModel",
+    "PreTrainedTokenizer",
     "RobertaConfig",
     "RobertaForMaskedLM",
     "RobertaForMultipleChoice",
@@ -82,4 +87,6 @@ __all__ = [
     "RobertaForSequenceClassification",
     "RobertaForTokenClassification",
     "RobertaModel",
+    "RobertaTokenizer",
+    "TokenizerError",
 ]

@@ -206,6 +206,49 @@ def verify(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def fill_mask_command(args: argparse.Namespace) -> int:
+    from minibert.tasks import fill_mask
+    from minibert.tokenization import AutoTokenizer
+
+    model = minibert.AutoModelForMaskedLM.from_pretrained(args.checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
+    for number, predictions in enumerate(fill_mask(model, tokenizer, args.text, top_k=args.top_k), start=1):
+        print(f"mask {number}: " + ", ".join(f"{p.label} ({p.score:.3f})" for p in predictions))
+    return 0
+
+
+def embed_command(args: argparse.Namespace) -> int:
+    from minibert.tasks import cosine_similarities, embed
+    from minibert.tokenization import AutoTokenizer
+
+    source = args.checkpoint
+    model = minibert.AutoModel.from_pretrained(source)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    similarities = cosine_similarities(embed(model, tokenizer, args.sentences))  # (N, N)
+    width = max(len(s) for s in args.sentences)
+    print(f"cosine similarity of {len(args.sentences)} sentence embeddings (mean pooling, {source})")
+    print(" " * (width + 2) + "".join(f"{i:>7}" for i in range(1, len(args.sentences) + 1)))
+    for i, (sentence, row) in enumerate(zip(args.sentences, similarities.tolist(), strict=True), start=1):
+        print(f"{i:>2} {sentence:<{width}}" + "".join(f"{value:7.3f}" for value in row))
+    if len(args.sentences) > 2:
+        print(f"closest to {args.sentences[0]!r}:")
+        ranking = similarities[0, 1:].argsort(descending=True).tolist()
+        for place, j in enumerate(ranking, start=1):
+            print(f"  {place}. {similarities[0, j + 1]:.3f}  {args.sentences[j + 1]}")
+    return 0
+
+
+def classify_command(args: argparse.Namespace) -> int:
+    from minibert.tasks import classify
+    from minibert.tokenization import AutoTokenizer
+
+    model = minibert.AutoModelForSequenceClassification.from_pretrained(args.checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
+    for text, predictions in zip(args.texts, classify(model, tokenizer, args.texts, top_k=args.top_k), strict=True):
+        print(f"{text}: " + ", ".join(f"{p.label} ({p.score:.3f})" for p in predictions))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minibert", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -218,6 +261,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.set_defaults(run=inspect)
     check.add_argument("--atol", type=float, default=1e-5, help="largest difference that passes (default 1e-5)")
     check.set_defaults(run=verify)
+    fill = commands.add_parser("fill-mask", help="the likeliest tokens for each mask token in a text")
+    fill.add_argument("checkpoint", help="folder or Hub id of a masked-LM checkpoint")
+    fill.add_argument("text", help="a text with the model's mask token, e.g. [MASK] or <mask>")
+    fill.add_argument("--top-k", type=int, default=5)
+    fill.set_defaults(run=fill_mask_command)
+    vectors = commands.add_parser("embed", help="sentence embeddings and their cosine-similarity matrix")
+    vectors.add_argument("checkpoint", help="folder or Hub id, e.g. a sentence-transformers checkpoint")
+    vectors.add_argument("sentences", nargs="+", help="the first is ranked against the others")
+    vectors.set_defaults(run=embed_command)
+    labels = commands.add_parser("classify", help="labels of texts, from a sequence-classification checkpoint")
+    labels.add_argument("checkpoint", help="folder or Hub id of a sequence-classification checkpoint")
+    labels.add_argument("texts", nargs="+")
+    labels.add_argument("--top-k", type=int, default=1)
+    labels.set_defaults(run=classify_command)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -18,6 +18,10 @@ class CheckpointError(MinibertError, ValueError):
     """A checkpoint file is missing, corrupt, unsafe, or does not fit the model."""
 
 
+class TokenizerError(MinibertError, ValueError):
+    """A tokenizer folder asks for something unsupported, or a call's arguments cannot be honoured."""
+
+
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No usable checkpoint (folder, file or Hub repository) exists at the given name."""
 

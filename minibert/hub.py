@@ -34,7 +34,7 @@ def resolve_config_file(
     """The path of ``config.json`` for a local folder or a Hub repository."""
     if is_local(name_or_path):
         return _local_folder(name_or_path) / CONFIG_FILE
-    path = _hub_download(str(name_or_path), CONFIG_FILE, revision, cache_dir, required=True)
+    path = hub_download(str(name_or_path), CONFIG_FILE, revision, cache_dir, required=True)
     if path is None:
         raise CheckpointNotFoundError(f"Hub repository {name_or_path!r} has no {CONFIG_FILE}")
     return path
@@ -49,12 +49,12 @@ def resolve_checkpoint(
     repo_id = str(name_or_path)
     folder = resolve_config_file(repo_id, revision=revision, cache_dir=cache_dir).parent
     for filename in WEIGHT_FILES:
-        path = _hub_download(repo_id, filename, revision, cache_dir)
+        path = hub_download(repo_id, filename, revision, cache_dir)
         if path is None:
             continue
         if filename.endswith(".index.json"):
             for shard in sorted(set(read_index(path).values())):
-                if _hub_download(repo_id, shard, revision, cache_dir) is None:
+                if hub_download(repo_id, shard, revision, cache_dir) is None:
                     raise CheckpointError(f"{path}: names shard {shard!r}, which repository {repo_id!r} lacks")
         return folder
     raise CheckpointNotFoundError(
@@ -70,7 +70,7 @@ def _local_folder(name_or_path: str | Path) -> Path:
     return folder
 
 
-def _hub_download(
+def hub_download(
     repo_id: str, filename: str, revision: str | None, cache_dir: str | Path | None, required: bool = False
 ) -> Path | None:
     """One file of a Hub repository, from the cache or the network.

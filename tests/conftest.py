@@ -86,16 +86,50 @@ ROBERTA_CONFIGS = {
 # ALBERT: narrower embeddings, and layers shared across depth in every arrangement:
 # one group, several groups of several layers, and groups that do not divide the depth.
 ALBERT_CONFIGS = {
-    "albert-a": dict(vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=3, num_hidden_groups=1,
-                     inner_group_num=1, num_attention_heads=4, intermediate_size=37, max_position_embeddings=64,
-                     type_vocab_size=2, pad_token_id=0),
-    "albert-b": dict(vocab_size=80, embedding_size=8, hidden_size=24, num_hidden_layers=4, num_hidden_groups=2,
-                     inner_group_num=2, num_attention_heads=2, intermediate_size=30, hidden_act="gelu",
-                     max_position_embeddings=40, type_vocab_size=3, pad_token_id=2, layer_norm_eps=1e-5,
-                     num_labels=3),
-    "albert-c": dict(vocab_size=64, embedding_size=16, hidden_size=16, num_hidden_layers=5, num_hidden_groups=3,
-                     inner_group_num=1, num_attention_heads=2, intermediate_size=24, hidden_act="relu",
-                     max_position_embeddings=32, type_vocab_size=1, pad_token_id=3, tie_word_embeddings=False),
+    "albert-a": dict(
+        vocab_size=99,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_hidden_groups=1,
+        inner_group_num=1,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=0,
+    ),
+    "albert-b": dict(
+        vocab_size=80,
+        embedding_size=8,
+        hidden_size=24,
+        num_hidden_layers=4,
+        num_hidden_groups=2,
+        inner_group_num=2,
+        num_attention_heads=2,
+        intermediate_size=30,
+        hidden_act="gelu",
+        max_position_embeddings=40,
+        type_vocab_size=3,
+        pad_token_id=2,
+        layer_norm_eps=1e-5,
+        num_labels=3,
+    ),
+    "albert-c": dict(
+        vocab_size=64,
+        embedding_size=16,
+        hidden_size=16,
+        num_hidden_layers=5,
+        num_hidden_groups=3,
+        inner_group_num=1,
+        num_attention_heads=2,
+        intermediate_size=24,
+        hidden_act="relu",
+        max_position_embeddings=32,
+        type_vocab_size=1,
+        pad_token_id=3,
+        tie_word_embeddings=False,
+    ),
 }
 CONFIGS = {**BERT_CONFIGS, **ROBERTA_CONFIGS, **ALBERT_CONFIGS}
 
@@ -117,8 +151,15 @@ ROBERTA_CLASSES = [
     "RobertaForQuestionAnswering",
     "RobertaForMultipleChoice",
 ]
-ALBERT_CLASSES = ["AlbertModel", "AlbertForMaskedLM", "AlbertForPreTraining", "AlbertForSequenceClassification",
-                  "AlbertForTokenClassification", "AlbertForQuestionAnswering", "AlbertForMultipleChoice"]
+ALBERT_CLASSES = [
+    "AlbertModel",
+    "AlbertForMaskedLM",
+    "AlbertForPreTraining",
+    "AlbertForSequenceClassification",
+    "AlbertForTokenClassification",
+    "AlbertForQuestionAnswering",
+    "AlbertForMultipleChoice",
+]
 CLASSES = BERT_CLASSES + ROBERTA_CLASSES + ALBERT_CLASSES
 FAMILIES = {
     "bert": (BERT_CONFIGS, "Bert"),
@@ -137,8 +178,9 @@ def config_names_for(class_name: str) -> list[str]:
 
 
 def hf_config(config_name: str) -> transformers.PretrainedConfig:
-    cls = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig,
-           "albert": transformers.AlbertConfig}[family_of(config_name)]
+    cls = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig, "albert": transformers.AlbertConfig}[
+        family_of(config_name)
+    ]
     return cls(**CONFIGS[config_name])
 
 
@@ -279,6 +321,14 @@ def checkpoint_dir(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tokenizer_folders(tmp_path_factory) -> dict[str, Path]:
+    """Tokenizer folders by name (minilm, wordpiece, bpe, unigram and variants): see tokenizer_data.py."""
+    from tokenizer_data import make_tokenizer_folders
+
+    return make_tokenizer_folders(tmp_path_factory.mktemp("tokenizers"))
 
 
 @pytest.fixture(scope="session")

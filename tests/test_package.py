@@ -3,6 +3,9 @@
 import subprocess
 import sys
 
+import transformers
+from conftest import CLASSES
+
 import minibert
 
 
@@ -15,30 +18,20 @@ def test_import_does_not_import_transformers_or_the_hub_client():
 def test_public_names_are_importable_with_transformers_names():
     for name in minibert.__all__:
         assert getattr(minibert, name) is not None, name
-    for name in (
-        "BertModel",
-        "BertForMaskedLM",
-        "BertForPreTraining",
-        "BertForNextSentencePrediction",
-        "BertForSequenceClassification",
-        "BertForTokenClassification",
-        "BertForQuestionAnswering",
-        "BertForMultipleChoice",
-        "RobertaModel",
-        "RobertaForMaskedLM",
-        "RobertaForSequenceClassification",
-        "RobertaForTokenClassification",
-        "RobertaForQuestionAnswering",
-        "RobertaForMultipleChoice",
-        "AutoModel",
-        "AutoModelForMaskedLM",
-        "AutoModelForPreTraining",
-        "AutoModelForSequenceClassification",
-        "AutoModelForTokenClassification",
-        "AutoModelForQuestionAnswering",
-        "AutoModelForMultipleChoice",
-    ):
-        assert name in minibert.__all__, name
+    auto = [
+        f"AutoModel{head}"
+        for head in (
+            "",
+            "ForMaskedLM",
+            "ForPreTraining",
+            "ForSequenceClassification",
+            "ForTokenClassification",
+            "ForQuestionAnswering",
+            "ForMultipleChoice",
+        )
+    ]
+    for name in [*CLASSES, *auto, "AutoConfig", "BertConfig", "RobertaConfig", "AlbertConfig"]:
+        assert name in minibert.__all__ and getattr(transformers, name).__name__ == name, name
 
 
 def test_outputs_index_like_transformers_outputs():

@@ -1,0 +1,783 @@
+"""Tokenizers written from scratch: BERT's WordPiece, RoBERTa's byte-level BPE and ALBERT's Unigram.
+
+They read a Hugging Face tokenizer folder and give the ids of ``transformers``' fast tokenizers, because
+they run the pipeline of the Rust ``tokenizers`` library step by step:
+
+1. added tokens (``[CLS]``, ``<mask>``, ...) are cut out of the raw text and never split;
+2. the rest is normalised (cleaning, lowercasing, accents), then cut again at the added tokens that
+   are matched in normalised text;
+3. a pre-tokenizer splits it into words, and the model (WordPiece, BPE or Unigram) splits each word
+   into vocabulary entries, with a per-word cache;
+4. truncation, then a template adds the special tokens, then padding.
+
+``tokenizer.json`` describes steps 2-4; without it, ``vocab.txt`` or ``vocab.json`` + ``merges.txt``
+with ``tokenizer_config.json`` give each model's classic setup. The steps live in
+``minibert.tokenization_steps``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from minibert import hub
+from minibert.errors import CheckpointNotFoundError
+from minibert.tokenization_steps import (
+    BPE,
+    CACHE_SIZE,
+    WHITESPACE,
+    BertNormalizer,
+    BertPreTokenizer,
+    ByteLevelPreTokenizer,
+    Decoder,
+    Normalizer,
+    PreTokenizer,
+    Template,
+    TokenizerError,
+    Unigram,
+    WordPiece,
+    byte_level_decode,
+    clean_up_tokenization,
+    decoder_from_json,
+    model_from_json,
+    model_type,
+    normalizer_from_json,
+    pre_tokenizer_from_json,
+    template_from_json,
+    wordpiece_decoder,
+)
+
+__all__ = [
+    "AddedToken",
+    "AlbertTokenizer",
+    "AutoTokenizer",
+    "BatchEncoding",
+    "BertTokenizer",
+    "PreTrainedTokenizer",
+    "RobertaTokenizer",
+    "TokenizerError",
+]
+
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+MODEL_CONFIG_FILE = "config.json"
+# A folder needs one of these (or the pair vocab.json + merges.txt); the others only configure.
+VOCAB_FILES = (TOKENIZER_FILE, "vocab.txt", "vocab.json", "merges.txt")
+# transformers' "no length limit", used when tokenizer_config.json sets no model_max_length.
+VERY_LARGE_INTEGER = int(1e30)
+LARGE_INTEGER = int(1e20)
+SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+Model = WordPiece | BPE | Unigram
+
+
+# --- Added tokens -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddedToken:
+    """A token found in the text before anything else runs, as ``tokenizers.AddedToken``.
+
+    ``lstrip``/``rstrip`` swallow the whitespace beside it (RoBERTa's ``<mask>`` takes the space before
+    it); ``single_word`` tokens only match outside words; ``normalized`` tokens are looked for in
+    normalised text; ``special`` ones are dropped by ``decode(skip_special_tokens=True)``.
+    """
+
+    content: str
+    id: int
+    special: bool = True
+    lstrip: bool = False
+    rstrip: bool = False
+    single_word: bool = False
+    normalized: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], id: int) -> AddedToken:
+        """From an entry of ``added_tokens`` (tokenizer.json) or ``added_tokens_decoder`` (tokenizer_config.json)."""
+        flags = {f.name for f in fields(cls)} - {"content", "id"}
+        return cls(data["content"], id, **{flag: bool(data[flag]) for flag in flags if flag in data})
+
+
+class AddedTokenSplitter:
+    """Cuts text at added tokens: the leftmost match first, the longest where several start at one place."""
+
+    def __init__(self, tokens: Iterable[AddedToken]) -> None:
+        self.tokens = {token.content: token for token in tokens if token.content}
+        # re tries alternatives in order, so listing the longest first makes it pick the longest match.
+        alternatives = sorted(self.tokens, key=len, reverse=True)
+        self.pattern = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
+
+    def split(self, text: str) -> list[tuple[AddedToken | None, str]]:
+        """``text`` cut into plain pieces ``(None, piece)`` (never empty) and added tokens ``(token, matched text)``.
+
+        The matched text includes the whitespace an ``lstrip``/``rstrip`` token swallowed.
+        """
+        if self.pattern is None:
+            return [(None, text)] if text else []
+        parts: list[tuple[AddedToken | None, str]] = []
+        done = 0  # where the text not yet handed out starts
+        for match in self.pattern.finditer(text):
+            token = self.tokens[match.group()]
+            start, end = match.span()
+            if token.single_word and (_WORD_CHAR_BEFORE.search(text, 0, start) or _WORD_CHAR.match(text, end)):
+                continue
+            if token.lstrip:
+                start = max(done, len(text[:start].rstrip(WHITESPACE)))
+            if token.rstrip:
+                end = len(text) - len(text[end:].lstrip(WHITESPACE))
+            if done < start:
+                parts.append((None, text[done:start]))
+            parts.append((token, text[start:end]))
+            done = end
+        if done < len(text):
+            parts.append((None, text[done:]))
+        return parts
+
+
+_WORD_CHAR_BEFORE = re.compile(r"\w$")
+_WORD_CHAR = re.compile(r"\w")
+
+
+# --- The tokenizer interface ------------------------------------------------------------------------------------
+
+
+class BatchEncoding(dict):
+    """What calling a tokenizer returns: ``input_ids``, ``attention_mask`` and maybe ``token_type_ids``."""
+
+
+class PreTrainedTokenizer:
+    """What the BERT, RoBERTa and ALBERT tokenizers share: the pipeline, and the call interface of transformers.
+
+    A tokenizer is a ``model`` (WordPiece, BPE or Unigram) with the steps around it; the subclasses
+    differ in which files they read and in their defaults. Built by ``from_pretrained``.
+    """
+
+    model_kind: ClassVar[str] = ""  # the tokenizer.json model type the class runs
+    model_input_names: ClassVar[tuple[str, ...]] = ("input_ids", "token_type_ids", "attention_mask")
+    default_special_tokens: ClassVar[dict[str, str]] = {}
+    # transformers skips clean_up_tokenization_spaces for BPE models, where it would corrupt the text.
+    allows_clean_up: ClassVar[bool] = True
+
+    # The named special tokens and their ids (None where the tokenizer has none), as in transformers.
+    bos_token: str | None
+    eos_token: str | None
+    unk_token: str | None
+    sep_token: str | None
+    pad_token: str | None
+    cls_token: str | None
+    mask_token: str | None
+    bos_token_id: int | None
+    eos_token_id: int | None
+    unk_token_id: int | None
+    sep_token_id: int | None
+    pad_token_id: int | None
+    cls_token_id: int | None
+    mask_token_id: int | None
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        normalizer: Normalizer | None,
+        pre_tokenizer: PreTokenizer,
+        decoder: Decoder,
+        template: Template,
+        added_tokens: Sequence[AddedToken] = (),
+        special_tokens: dict[str, str] | None = None,
+        model_max_length: int = VERY_LARGE_INTEGER,
+        padding_side: str = "right",
+        truncation_side: str = "right",
+        clean_up_tokenization_spaces: bool = False,
+        name_or_path: str = "",
+        files: TokenizerFiles | None = None,
+    ) -> None:
+        for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
+            if side not in ("left", "right"):
+                raise TokenizerError(f"{name} must be 'left' or 'right', got {side!r}")
+        self.model = model
+        self.normalizer = normalizer
+        self.pre_tokenizer = pre_tokenizer
+        self.decoder = decoder
+        self.template = template
+        self.model_max_length = model_max_length
+        self.padding_side = padding_side
+        self.truncation_side = truncation_side
+        self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
+        self.name_or_path = name_or_path
+        self.files = files  # what from_pretrained read: enough to pickle the tokenizer
+
+        named = {**self.default_special_tokens, **(special_tokens or {})}
+        # The named special tokens are added tokens too, as transformers registers them.
+        known = {token.content for token in added_tokens}
+        missing = [content for content in named.values() if content not in known and content in model.vocab]
+        self.added_tokens = [*added_tokens, *(AddedToken(content, model.vocab[content]) for content in missing)]
+        self.added_vocab = {token.content: token.id for token in self.added_tokens}
+        self.special_ids = frozenset(token.id for token in self.added_tokens if token.special)
+        self.id_to_token = {id: token for token, id in model.vocab.items()} | {
+            token.id: token.content for token in self.added_tokens
+        }
+        for name in SPECIAL_TOKEN_NAMES:
+            setattr(self, name, named.get(name))
+            setattr(self, f"{name}_id", self.lookup(named[name]) if name in named else None)
+
+        self.raw_splitter = AddedTokenSplitter(token for token in self.added_tokens if not token.normalized)
+        self.normalized_splitter = AddedTokenSplitter(
+            replace(token, content=self.normalize(token.content)) for token in self.added_tokens if token.normalized
+        )
+        self.word_ids = functools.lru_cache(maxsize=CACHE_SIZE)(self.word_ids)  # a cache per tokenizer
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+    ) -> Self:
+        """Read a local folder, or a Hub repository through ``huggingface_hub``'s cache."""
+        files = TokenizerFiles.read(resolve_tokenizer_folder(name_or_path, revision=revision, cache_dir=cache_dir))
+        if files.model_kind != cls.model_kind:
+            raise TokenizerError(
+                f"{files.folder}: {cls.__name__} runs a {cls.model_kind} model, the files hold {files.model_kind}; "
+                "AutoTokenizer picks the class that fits"
+            )
+        return cls.from_files(files)
+
+    @classmethod
+    def from_files(cls, files: TokenizerFiles) -> Self:
+        """Every step as ``tokenizer.json`` describes it (subclasses also read the classic vocabulary files)."""
+        spec = files.tokenizer_json
+        if spec is None:
+            raise TokenizerError(f"{files.folder}: {cls.__name__} reads {TOKENIZER_FILE}, which is missing")
+        return cls(
+            model_from_json(spec["model"]),
+            normalizer=normalizer_from_json(spec.get("normalizer")),
+            pre_tokenizer=pre_tokenizer_from_json(spec.get("pre_tokenizer")),
+            decoder=decoder_from_json(spec.get("decoder")),
+            template=template_from_json(spec.get("post_processor")),
+            **files.options(),
+        )
+
+    # Vocabulary.
+
+    @property
+    def vocab_size(self) -> int:
+        """The size of the model's vocabulary, without tokens added on top of it (as in transformers)."""
+        return len(self.model.vocab)
+
+    def __len__(self) -> int:
+        return len(self.model.vocab.keys() | self.added_vocab.keys())
+
+    def get_vocab(self) -> dict[str, int]:
+        return self.model.vocab | self.added_vocab
+
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> Any:
+        """The id of a token, or of each in a list; unknown tokens get ``unk_token``'s id."""
+        if not isinstance(tokens, str):
+            return [self.convert_tokens_to_ids(token) for token in tokens]
+        id = self.lookup(tokens)
+        return self.unk_token_id if id is None else id
+
+    def lookup(self, token: str) -> int | None:
+        """The id of a token of the vocabulary or of the added tokens, None for any other."""
+        return self.added_vocab.get(token, self.model.vocab.get(token))
+
+    def convert_ids_to_tokens(self, ids: int | Iterable[int], skip_special_tokens: bool = False) -> Any:
+        """The token of an id, or of each in a list (None for an id outside the vocabulary)."""
+        if isinstance(ids, int):
+            return self.id_to_token.get(ids)
+        return [self.id_to_token.get(id) for id in as_ids(ids) if not (skip_special_tokens and id in self.special_ids)]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the files read (the steps hold closures and caches), e.g. for DataLoader workers."""
+        if self.files is None:
+            raise TypeError(f"a {type(self).__name__} built by hand cannot be pickled; read it with from_pretrained")
+        return type(self).from_files, (self.files,)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name_or_path={self.name_or_path!r}, vocab_size={self.vocab_size})"
+
+    # Text to ids.
+
+    def normalize(self, text: str) -> str:
+        return text if self.normalizer is None else self.normalizer(text)
+
+    def word_ids(self, word: str) -> tuple[int, ...]:
+        """The ids of one pre-tokenized word (replaced by a cached version per tokenizer)."""
+        unk_id = self.model.vocab.get(self.model.unk_token or "")
+        return tuple(self.model.vocab.get(token, unk_id) for token in self.model(word))
+
+    def words(self, text: str) -> Iterator[tuple[AddedToken | None, str]]:
+        """Steps 1-3: the added tokens ``(token, matched text)`` and the words ``(None, word)`` of a text."""
+        for i, (token, segment) in enumerate(self.raw_splitter.split(text)):
+            if token is not None:
+                yield token, segment
+                continue
+            for j, (token, piece) in enumerate(self.normalized_splitter.split(self.normalize(segment))):
+                if token is not None:
+                    yield token, piece
+                    continue
+                for word in self.pre_tokenizer(piece, i == 0 and j == 0):
+                    yield None, word
+
+    def text_to_ids(self, text: str) -> list[int]:
+        """The ids of one text, before truncation and special tokens."""
+        ids: list[int] = []
+        for token, word in self.words(text):
+            if token is None:
+                ids += self.word_ids(word)
+            else:
+                ids.append(token.id)
+        return ids
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens of ``text`` without special tokens, spelt as tokenizers does: an added token as matched."""
+        tokens: list[str] = []
+        for token, word in self.words(text):
+            tokens += [word] if token is not None else self.model(word)
+        return tokens
+
+    def __call__(
+        self,
+        text: str | Sequence[str],
+        text_pair: str | Sequence[str] | None = None,
+        *,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+        return_attention_mask: bool = True,
+        return_token_type_ids: bool | None = None,
+        add_special_tokens: bool = True,
+    ) -> BatchEncoding:
+        """Tokenise a text, a pair of texts, or a batch of either, as ``transformers`` tokenizers do.
+
+        ``padding``: False, True or "longest" (to the longest of the batch), or "max_length".
+        ``truncation``: True or "longest_first", "only_first", "only_second"; ``max_length`` alone implies it.
+        ``return_tensors="pt"`` gives int64 tensors of shape (batch, length), batch 1 for a single text.
+        """
+        if return_tensors not in (None, "pt"):
+            raise TokenizerError(f"return_tensors must be None or 'pt' (PyTorch), got {return_tensors!r}")
+        batched = not isinstance(text, str)
+        if batched:
+            if isinstance(text_pair, str) or (text_pair is not None and len(text_pair) != len(text)):
+                raise TokenizerError("with a batch of texts, text_pair must be a batch of the same length")
+            pairs = list(zip(text, [None] * len(text) if text_pair is None else text_pair, strict=True))
+        else:
+            pairs = [(text, text_pair or None)]  # as in transformers, an empty text_pair is no pair
+        padding, truncation, max_length = self._strategies(padding, truncation, max_length)
+        rows = [self._encode(first, second, truncation, max_length, add_special_tokens) for first, second in pairs]
+
+        columns: dict[str, list[list[int]]] = {"input_ids": [ids for ids, _ in rows]}
+        if return_token_type_ids is None:
+            return_token_type_ids = "token_type_ids" in self.model_input_names
+        if return_token_type_ids:
+            columns["token_type_ids"] = [types for _, types in rows]
+        if return_attention_mask:
+            columns["attention_mask"] = [[1] * len(ids) for ids, _ in rows]
+        if padding is not None:
+            length = max_length if padding == "max_length" else max(len(ids) for ids, _ in rows)
+            self._pad(columns, length)
+        return self._batch_encoding(columns, batched, return_tensors)
+
+    def encode(self, text: str, text_pair: str | None = None, **kwargs: Any) -> Any:
+        """The ``input_ids`` of one text or pair; keyword arguments as in ``__call__``."""
+        return self(text, text_pair, **kwargs)["input_ids"]
+
+    def _strategies(
+        self, padding: bool | str, truncation: bool | str | None, max_length: int | None
+    ) -> tuple[str | None, str | None, int | None]:
+        """The padding and truncation strategies (None for none) and their length, read as transformers does."""
+        paddings = {False: None, "do_not_pad": None, True: "longest", "longest": "longest", "max_length": "max_length"}
+        truncations = {False: None, "do_not_truncate": None, True: "longest_first"}
+        truncations |= {name: name for name in ("longest_first", "only_first", "only_second")}
+        if max_length is not None and padding is False and truncation is None:
+            truncation = True  # a lone max_length means truncation
+        if padding not in paddings:
+            raise TokenizerError(f"padding must be one of {', '.join(map(repr, paddings))}; got {padding!r}")
+        if truncation is not None and truncation not in truncations:
+            raise TokenizerError(f"truncation must be one of {', '.join(map(repr, truncations))}; got {truncation!r}")
+        padding, truncation = paddings[padding], truncations.get(truncation)
+        if max_length is None and (padding == "max_length" or truncation is not None):
+            if self.model_max_length > LARGE_INTEGER:  # no limit known: nothing to pad or truncate to
+                padding = None if padding == "max_length" else padding
+                truncation = None
+            else:
+                max_length = self.model_max_length
+        if padding is not None and self.pad_token_id is None:
+            raise TokenizerError(
+                f"padding needs a pad token, and the tokenizer of {self.name_or_path or type(self).__name__!r} has "
+                f"none (pad_token is {self.pad_token!r})"
+            )
+        return padding, truncation, max_length
+
+    def _encode(
+        self, first: str, second: str | None, truncation: str | None, max_length: int | None, add_special_tokens: bool
+    ) -> tuple[list[int], list[int]]:
+        """The ids and token types of one text or pair: tokenised, truncated, then framed by special tokens."""
+        first_ids = self.text_to_ids(first)
+        second_ids = None if second is None else self.text_to_ids(second)
+        if truncation is not None:
+            budget = max_length - (self.template.num_special_tokens(second is not None) if add_special_tokens else 0)
+            # tokenizers' unsigned arithmetic wraps around, so a budget below zero truncates nothing.
+            if budget >= 0:
+                first_ids, second_ids = self._truncate(first_ids, second_ids, budget, truncation)
+        return self.template.apply(first_ids, second_ids, add_special_tokens)
+
+    def _truncate(
+        self, first: list[int], second: list[int] | None, budget: int, strategy: str
+    ) -> tuple[list[int], list[int] | None]:
+        """Cut one or two sequences to ``budget`` ids in all, as tokenizers' ``truncate_encodings`` does."""
+        if budget == 0:  # whatever the strategy, nothing of either sequence stays
+            return [], None if second is None else []
+        excess = len(first) + len(second or []) - budget
+        if excess <= 0:
+            return first, second
+        if strategy == "longest_first" and second is not None:
+            # The shorter sequence stays whole if the longer can take the whole cut; else each gets half the
+            # budget, the longer (the second, on a tie) the odd id.
+            shorter = min(len(first), len(second))
+            keep_shorter = shorter if 2 * shorter <= budget else budget // 2
+            keep_longer = budget - keep_shorter
+            if len(first) > len(second):
+                return self._cut(first, keep_longer), self._cut(second, keep_shorter)
+            return self._cut(first, keep_shorter), self._cut(second, keep_longer)
+        if strategy == "longest_first":
+            return self._cut(first, budget), second
+        target = first if strategy == "only_first" else second
+        if target is None:
+            raise TokenizerError("truncation='only_second' needs a text_pair")
+        if len(target) <= excess:
+            raise TokenizerError(
+                f"truncation={strategy!r} cannot reach max_length: the sequence to cut has {len(target)} ids and "
+                f"{excess} must go; use truncation='longest_first'"
+            )
+        cut = self._cut(target, len(target) - excess)
+        return (cut, second) if strategy == "only_first" else (first, cut)
+
+    def _cut(self, ids: list[int], keep: int) -> list[int]:
+        return ids[:keep] if self.truncation_side == "right" else ids[len(ids) - keep :]
+
+    def _pad(self, columns: dict[str, list[list[int]]], length: int) -> None:
+        """Pad every row to ``length`` (rows already longer stay as they are) on ``padding_side``."""
+        pad_values = {"input_ids": self.pad_token_id, "token_type_ids": 0, "attention_mask": 0}
+        for name, rows in columns.items():
+            for row in rows:
+                padding = [pad_values[name]] * (length - len(row))
+                if self.padding_side == "left":
+                    row[:0] = padding
+                else:
+                    row += padding
+
+    @staticmethod
+    def _batch_encoding(
+        columns: dict[str, list[list[int]]], batched: bool, return_tensors: str | None
+    ) -> BatchEncoding:
+        if return_tensors is None:
+            return BatchEncoding({name: rows if batched else rows[0] for name, rows in columns.items()})
+        import torch
+
+        if len({len(row) for row in columns["input_ids"]}) > 1:
+            raise TokenizerError(
+                "the sequences have different lengths and cannot form one tensor: pass padding=True "
+                "(and truncation=True if they may exceed the model's length)"
+            )
+        return BatchEncoding({name: torch.tensor(rows, dtype=torch.long) for name, rows in columns.items()})
+
+    # Ids to text.
+
+    def decode(
+        self,
+        token_ids: int | Iterable[int],
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: bool | None = None,
+    ) -> str:
+        """The text of a sequence of ids (a list or a 1-d tensor); ids outside the vocabulary are skipped."""
+        ids = [token_ids] if isinstance(token_ids, int) else as_ids(token_ids)
+        tokens = [
+            self.id_to_token[id]
+            for id in ids
+            if id in self.id_to_token and not (skip_special_tokens and id in self.special_ids)
+        ]
+        text = self.decoder(tokens)
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        return clean_up_tokenization(text) if clean_up_tokenization_spaces and self.allows_clean_up else text
+
+    def batch_decode(self, sequences: Iterable[Iterable[int]], **kwargs: Any) -> list[str]:
+        """``decode`` for each sequence (a list of lists or a 2-d tensor)."""
+        return [self.decode(ids, **kwargs) for ids in sequences]
+
+
+def special_ids(vocab: dict[str, int], special: dict[str, str], names: Sequence[str], path: Path) -> list[int]:
+    """The ids of the named special tokens, which the vocabulary file must hold."""
+    missing = [f"{name} {special[name]!r}" for name in names if special[name] not in vocab]
+    if missing:
+        raise TokenizerError(f"{path}: has no {', '.join(missing)}; name the right ones in {TOKENIZER_CONFIG_FILE}")
+    return [vocab[special[name]] for name in names]
+
+
+def as_ids(ids: Iterable[int]) -> list[int]:
+    """A list of Python ints from a list, a tuple or a tensor."""
+    return ids.tolist() if hasattr(ids, "tolist") else [int(id) for id in ids]
+
+
+# --- The three tokenizers ---------------------------------------------------------------------------------------
+
+
+class BertTokenizer(PreTrainedTokenizer):
+    """BERT's WordPiece tokenizer, as ``transformers.BertTokenizerFast``.
+
+    BertNormalizer (clean, CJK, accents, lowercase) → BertPreTokenizer (whitespace and punctuation) →
+    WordPiece, with ``[CLS] A [SEP] B [SEP]`` around the sequences.
+    """
+
+    model_kind = "WordPiece"
+    default_special_tokens = {
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+
+    @classmethod
+    def from_files(cls, files: TokenizerFiles) -> Self:
+        if files.tokenizer_json is not None:
+            return super().from_files(files)
+        vocab = files.read_vocab_txt()
+        options = files.options()
+        special = cls.default_special_tokens | options["special_tokens"]
+        cls_id, sep_id, _ = special_ids(
+            vocab, special, ("cls_token", "sep_token", "unk_token"), files.folder / "vocab.txt"
+        )
+        config = files.config
+        return cls(
+            WordPiece(vocab, special["unk_token"]),
+            normalizer=BertNormalizer(
+                handle_chinese_chars=config.get("tokenize_chinese_chars", True),
+                strip_accents=config.get("strip_accents"),
+                lowercase=config.get("do_lower_case", True),
+            ),
+            pre_tokenizer=BertPreTokenizer(),
+            decoder=wordpiece_decoder(),
+            template=Template.bert(cls_id, sep_id),
+            **options,
+        )
+
+
+class RobertaTokenizer(PreTrainedTokenizer):
+    """RoBERTa's byte-level BPE tokenizer, as ``transformers.RobertaTokenizerFast``.
+
+    ByteLevel pre-tokenizer (GPT-2's word split, bytes as characters) → BPE, with ``<s> A </s></s> B </s>``
+    around the sequences. A leading space is part of a word, so "Hello" and " Hello" differ unless
+    ``add_prefix_space`` is set.
+    """
+
+    model_kind = "BPE"
+    model_input_names = ("input_ids", "attention_mask")
+    default_special_tokens = {
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "sep_token": "</s>",
+        "pad_token": "<pad>",
+        "cls_token": "<s>",
+        "mask_token": "<mask>",
+    }
+    allows_clean_up = False
+
+    @classmethod
+    def from_files(cls, files: TokenizerFiles) -> Self:
+        if files.tokenizer_json is not None:
+            return super().from_files(files)
+        vocab_path, merges_path = files.folder / "vocab.json", files.folder / "merges.txt"
+        vocab = read_json(vocab_path)
+        lines = merges_path.read_text(encoding="utf-8").split("\n")
+        merges = [tuple(line.split(" ", 1)) for line in lines if line and not line.startswith("#version")]
+        options = files.options()
+        special = cls.default_special_tokens | options["special_tokens"]
+        cls_id, sep_id = special_ids(vocab, special, ("cls_token", "sep_token"), vocab_path)
+        return cls(
+            BPE(vocab, merges),
+            normalizer=None,
+            pre_tokenizer=ByteLevelPreTokenizer(add_prefix_space=files.config.get("add_prefix_space", False)),
+            decoder=byte_level_decode,
+            template=Template.roberta(cls_id, sep_id),
+            **options,
+        )
+
+
+class AlbertTokenizer(PreTrainedTokenizer):
+    """ALBERT's SentencePiece Unigram tokenizer, as ``transformers.AlbertTokenizerFast``; it reads tokenizer.json.
+
+    Its normalizer (quotes, NFKD, accents, lowercase) → WhitespaceSplit + Metaspace (``▁`` marks a word
+    start) → Unigram (the most probable segmentation), with ``[CLS] A [SEP] B [SEP]`` around the sequences.
+    """
+
+    model_kind = "Unigram"
+    default_special_tokens = {
+        "bos_token": "[CLS]",
+        "eos_token": "[SEP]",
+        "unk_token": "<unk>",
+        "sep_token": "[SEP]",
+        "pad_token": "<pad>",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+
+
+TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizer]] = {
+    "BertTokenizer": BertTokenizer,
+    "RobertaTokenizer": RobertaTokenizer,
+    "AlbertTokenizer": AlbertTokenizer,
+    "bert": BertTokenizer,
+    "roberta": RobertaTokenizer,
+    "albert": AlbertTokenizer,
+}
+
+
+class AutoTokenizer:
+    """Picks the tokenizer class for a folder, as ``transformers.AutoTokenizer`` does."""
+
+    def __init__(self) -> None:
+        raise TypeError("AutoTokenizer is a dispatcher: use AutoTokenizer.from_pretrained(...)")
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+    ) -> PreTrainedTokenizer:
+        """A BertTokenizer, RobertaTokenizer or AlbertTokenizer for a local folder or a Hub repository."""
+        files = TokenizerFiles.read(resolve_tokenizer_folder(name_or_path, revision=revision, cache_dir=cache_dir))
+        return tokenizer_class(files).from_files(files)
+
+
+def tokenizer_class(files: TokenizerFiles) -> type[PreTrainedTokenizer]:
+    """The class tokenizer_config.json's ``tokenizer_class`` names, else config.json's ``model_type``, else the
+    one that runs the model the files hold.
+
+    A name whose model the files do not hold is passed over: Chinese ALBERT checkpoints ship a BERT
+    ``vocab.txt``, so they get the BertTokenizer.
+    """
+    kind = files.model_kind
+    for name in (files.config.get("tokenizer_class"), files.model_type):
+        candidate = TOKENIZER_CLASSES.get(str(name).removesuffix("Fast"))
+        if candidate is not None and candidate.model_kind == kind:
+            return candidate
+    for candidate in (BertTokenizer, RobertaTokenizer, AlbertTokenizer):
+        if candidate.model_kind == kind:
+            return candidate
+    raise TokenizerError(
+        f"{files.folder / TOKENIZER_FILE}: model {kind!r} is not supported (supported: WordPiece, BPE, Unigram)"
+    )
+
+
+# --- Reading a tokenizer folder ---------------------------------------------------------------------------------
+
+
+def resolve_tokenizer_folder(
+    name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
+    """A local folder as it is; a Hub id's tokenizer files fetched into (or found in) the Hub cache."""
+    if hub.is_local(name_or_path):
+        folder = Path(name_or_path).expanduser()
+        if not folder.is_dir():
+            raise CheckpointNotFoundError(f"{folder}: no such tokenizer folder")
+        return folder
+    repo_id = str(name_or_path)
+    fetched = [
+        hub.hub_download(repo_id, name, revision, cache_dir)
+        for name in (TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, MODEL_CONFIG_FILE, TOKENIZER_FILE)
+    ]
+    if fetched[-1] is None:  # no tokenizer.json: the classic vocabulary files
+        fetched += [hub.hub_download(repo_id, name, revision, cache_dir) for name in VOCAB_FILES[1:]]
+    paths = [path for path in fetched if path is not None]
+    if not any(path.name in VOCAB_FILES for path in paths):
+        raise CheckpointNotFoundError(
+            f"Hub repository {repo_id!r} (revision {revision or 'main'}) has none of the tokenizer files "
+            f"{', '.join(VOCAB_FILES)}, or they are not in the local cache while HF_HUB_OFFLINE is set"
+        )
+    return paths[0].parent
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TokenizerError(f"{path}: not a readable JSON file ({error})") from error
+
+
+@dataclass(frozen=True)
+class TokenizerFiles:
+    """The files of a tokenizer folder, read once."""
+
+    folder: Path
+    tokenizer_json: dict[str, Any] | None
+    config: dict[str, Any]  # tokenizer_config.json, with special_tokens_map.json over it
+    model_type: str | None  # config.json's, if there is one
+
+    @classmethod
+    def read(cls, folder: Path) -> TokenizerFiles:
+        def optional(name: str) -> dict[str, Any]:
+            return read_json(folder / name) if (folder / name).is_file() else {}
+
+        tokenizer_json = optional(TOKENIZER_FILE) or None
+        config = optional(TOKENIZER_CONFIG_FILE) | optional(SPECIAL_TOKENS_MAP_FILE)
+        files = cls(folder, tokenizer_json, config, optional(MODEL_CONFIG_FILE).get("model_type"))
+        if files.model_kind is None:
+            sentencepiece = (
+                " (a SentencePiece spiece.model alone is not read)" if (folder / "spiece.model").exists() else ""
+            )
+            raise CheckpointNotFoundError(
+                f"{folder}: no tokenizer files (looked for tokenizer.json, vocab.txt, vocab.json + merges.txt)"
+                + sentencepiece
+            )
+        return files
+
+    @property
+    def model_kind(self) -> str | None:
+        """The model the files hold: WordPiece, BPE or Unigram (None for none)."""
+        if self.tokenizer_json is not None:
+            return model_type(self.tokenizer_json.get("model", {}))
+        if (self.folder / "vocab.txt").is_file():
+            return "WordPiece"
+        if (self.folder / "vocab.json").is_file() and (self.folder / "merges.txt").is_file():
+            return "BPE"
+        return None
+
+    def read_vocab_txt(self) -> dict[str, int]:
+        """vocab.txt: one token a line, its id the line number."""
+        lines = (self.folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
+        if lines[-1] == "":  # the newline that ends the last line
+            lines.pop()
+        return {token: id for id, token in enumerate(lines)}
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of PreTrainedTokenizer that the configuration files set."""
+        special_tokens = {}
+        added_tokens = []
+        for name in SPECIAL_TOKEN_NAMES:
+            value = self.config.get(name)
+            if isinstance(value, dict):
+                value = value["content"]
+            if isinstance(value, str):
+                special_tokens[name] = value
+        if self.tokenizer_json is not None:
+            added_tokens = [
+                AddedToken.from_json(token, token["id"]) for token in self.tokenizer_json.get("added_tokens", [])
+            ]
+        else:
+            decoder = self.config.get("added_tokens_decoder", {})
+            added_tokens = [AddedToken.from_json(token, int(id)) for id, token in decoder.items()]
+        return {
+            "added_tokens": added_tokens,
+            "special_tokens": special_tokens,
+            "model_max_length": int(self.config.get("model_max_length", VERY_LARGE_INTEGER)),
+            "padding_side": self.config.get("padding_side", "right"),
+            "truncation_side": self.config.get("truncation_side", "right"),
+            "clean_up_tokenization_spaces": bool(self.config.get("clean_up_tokenization_spaces", False)),
+            "name_or_path": str(self.folder),
+            "files": self,
+        }

@@ -1,0 +1,327 @@
+"""minibert's tokenizers give the ids, tensors and texts of transformers' fast tokenizers.
+
+The tokenizer folders (see tokenizer_data.py) are trained with the ``tokenizers`` library in the layout
+of a real BERT, RoBERTa or ALBERT folder; minibert and transformers then read the very same files.
+"""
+
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import transformers
+from tokenizer_data import CHARSMAP_RULES, CORPUS, build_charsmap
+from tokenizers import normalizers, pre_tokenizers
+
+import minibert
+from minibert import tokenization_steps as steps
+from minibert.tokenization import (
+    AlbertTokenizer,
+    AutoTokenizer,
+    BertTokenizer,
+    PreTrainedTokenizer,
+    RobertaTokenizer,
+    TokenizerError,
+)
+
+KINDS = [
+    "minilm",
+    "wordpiece",
+    "wordpiece-vocab-txt",
+    "bpe",
+    "bpe-prefix-space",
+    "bpe-vocab-merges",
+    "unigram",
+    "unigram-byte-fallback",
+    "unigram-precompiled",
+    "unigram-first",
+]
+
+
+@pytest.fixture(scope="session")
+def pairs(tokenizer_folders):
+    """pairs(kind) -> (minibert's tokenizer, transformers' fast tokenizer), both read from the same folder."""
+    made = {}
+
+    def get(kind: str):
+        if kind not in made:
+            folder = tokenizer_folders[kind]
+            if kind.startswith("unigram"):
+                path = str(folder / "tokenizer.json")
+                reference = transformers.AlbertTokenizerFast(tokenizer_file=path, model_max_length=64)
+            else:
+                reference = transformers.AutoTokenizer.from_pretrained(folder)
+            made[kind] = AutoTokenizer.from_pretrained(folder), reference
+        return made[kind]
+
+    return get
+
+
+def reference_call(reference, kind: str, *args, **kwargs):
+    """transformers' output; ALBERT is asked for token types, which transformers 5 leaves out by default."""
+    if kind.startswith("unigram"):
+        kwargs.setdefault("return_token_type_ids", True)
+    return reference(*args, **kwargs)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_single_texts(pairs, kind):
+    ours, theirs = pairs(kind)
+    for text in CORPUS:
+        assert ours(text) == dict(reference_call(theirs, kind, text)), text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pairs_of_texts(pairs, kind):
+    ours, theirs = pairs(kind)
+    for first, second in zip(CORPUS, CORPUS[1:] + CORPUS[:1], strict=True):
+        assert ours(first, second) == dict(reference_call(theirs, kind, first, second)), (first, second)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_padded_batches(pairs, kind):
+    ours, theirs = pairs(kind)
+    for start in range(0, len(CORPUS), 8):
+        batch = CORPUS[start : start + 8]
+        other = (CORPUS[start + 1 :] + CORPUS)[: len(batch)]
+        assert ours(batch, padding=True) == dict(reference_call(theirs, kind, batch, padding=True))
+        longest = reference_call(theirs, kind, batch, other, padding="longest")
+        assert ours(batch, other, padding="longest") == dict(longest)
+        padded = reference_call(theirs, kind, batch, padding="max_length", max_length=40)
+        assert ours(batch, padding="max_length", max_length=40) == dict(padded)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("truncation", [True, "longest_first", "only_first", "only_second"])
+def test_truncated_batches(pairs, kind, truncation):
+    ours, theirs = pairs(kind)
+
+    def check(*texts, max_length: int) -> None:
+        try:
+            expected = reference_call(theirs, kind, *texts, truncation=truncation, max_length=max_length)
+        except Exception:  # the Rust library found the cut impossible
+            with pytest.raises(TokenizerError):
+                ours(*texts, truncation=truncation, max_length=max_length)
+            return
+        assert ours(*texts, truncation=truncation, max_length=max_length) == dict(expected), (texts, max_length)
+
+    for max_length in (2, 5, 9, 16):
+        for i, (first, second) in enumerate(zip(CORPUS, CORPUS[3:] + CORPUS[:3], strict=True)):
+            check(*((first,) if i % 3 == 0 else (first, second)), max_length=max_length)
+    check(CORPUS[:8], CORPUS[8:16], max_length=30)
+
+
+@pytest.mark.parametrize("kind", ["minilm", "bpe", "unigram"])
+def test_call_options(pairs, kind):
+    ours, theirs = pairs(kind)
+    options = [{"add_special_tokens": False}, {"return_attention_mask": False}]
+    options += [{"return_token_type_ids": True}, {"return_token_type_ids": False}]
+    for option in options:
+        for texts in ((CORPUS[0],), (CORPUS[0], CORPUS[1]), (CORPUS[:4], CORPUS[4:8])):
+            assert ours(*texts, **option) == dict(reference_call(theirs, kind, *texts, **option)), option
+    assert ours.encode(CORPUS[0], CORPUS[1]) == theirs.encode(CORPUS[0], CORPUS[1])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensors(pairs, kind):
+    ours, theirs = pairs(kind)
+    options = {"padding": True, "truncation": True, "max_length": 24, "return_tensors": "pt"}
+    got = ours(CORPUS[:12], CORPUS[12:24], **options)
+    want = reference_call(theirs, kind, CORPUS[:12], CORPUS[12:24], **options)
+    assert got.keys() == want.keys()
+    for name in got:
+        assert got[name].dtype == torch.long and torch.equal(got[name], want[name]), name
+    single = ours(CORPUS[0], return_tensors="pt")["input_ids"]
+    assert torch.equal(single, reference_call(theirs, kind, CORPUS[0], return_tensors="pt")["input_ids"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_decode(pairs, kind):
+    ours, theirs = pairs(kind)
+    for text in CORPUS:
+        ids = theirs(text)["input_ids"]
+        for skip in (False, True):
+            assert ours.decode(ids, skip_special_tokens=skip) == theirs.decode(ids, skip_special_tokens=skip), text
+        cleaned = theirs.decode(ids, clean_up_tokenization_spaces=True)
+        assert ours.decode(ids, clean_up_tokenization_spaces=True) == cleaned, text
+    batch = theirs(CORPUS[:6], padding=True, return_tensors="pt")["input_ids"]
+    assert ours.batch_decode(batch, skip_special_tokens=True) == theirs.batch_decode(batch, skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tokens_and_vocabulary(pairs, kind):
+    ours, theirs = pairs(kind)
+    for text in CORPUS:
+        assert ours.tokenize(text) == theirs.tokenize(text), text
+    ids = theirs(CORPUS[0])["input_ids"]
+    assert ours.convert_ids_to_tokens(ids) == theirs.convert_ids_to_tokens(ids)
+    assert ours.convert_ids_to_tokens(ids, skip_special_tokens=True) == theirs.convert_ids_to_tokens(ids, True)
+    tokens = [*theirs.convert_ids_to_tokens(ids), "never-in-any-vocabulary"]
+    assert ours.convert_tokens_to_ids(tokens) == theirs.convert_tokens_to_ids(tokens)
+    assert (len(ours), ours.vocab_size, ours.model_max_length) == (
+        len(theirs),
+        theirs.vocab_size,
+        theirs.model_max_length,
+    )
+    for name in ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token", "bos_token", "eos_token"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+        assert getattr(ours, f"{name}_id") == getattr(theirs, f"{name}_id"), name
+
+
+# Code points assigned after the Unicode tables inside tokenizers were made (see the module's docstring).
+NEWER_THAN_TOKENIZERS = {"\u061d", "\U0001f16c"}
+# The Unicode blocks text is written in: Latin to Arabic, Devanagari, Thai, Hangul, Greek and Latin extended,
+# punctuation and symbols, CJK and kana, fullwidth forms, emoji.
+BLOCKS = [(0x0000, 0x06FF), (0x0900, 0x097F), (0x0E00, 0x0E7F), (0x1100, 0x11FF), (0x1E00, 0x27BF)]
+BLOCKS += [(0x3000, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xF900, 0xFFFF)]
+BLOCKS += [(0x1F000, 0x1FAFF)]
+CHARACTERS = [chr(cp) for a, b in BLOCKS for cp in range(a, b + 1) if not 0xD800 <= cp <= 0xDFFF]
+CHARACTERS = [char for char in CHARACTERS if char not in NEWER_THAN_TOKENIZERS]
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (steps.BertNormalizer(), normalizers.BertNormalizer()),
+        (steps.BertNormalizer(lowercase=False), normalizers.BertNormalizer(lowercase=False)),
+        (
+            steps.BertNormalizer(lowercase=False, strip_accents=True),
+            normalizers.BertNormalizer(lowercase=False, strip_accents=True),
+        ),
+        (steps.normalizer_from_json({"type": "NFKD"}), normalizers.NFKD()),
+        (steps.strip_accents, normalizers.StripAccents()),
+        (steps.lowercase, normalizers.Lowercase()),
+    ],
+    ids=["bert-uncased", "bert-cased", "bert-cased-stripped", "nfkd", "strip-accents", "lowercase"],
+)
+def test_normalizers_on_every_character_in_common_use(ours, theirs):
+    assert [char for char in CHARACTERS if ours(char) != theirs.normalize_str(char)] == []
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (steps.BertPreTokenizer(), pre_tokenizers.BertPreTokenizer()),
+        (steps.ByteLevelPreTokenizer(), pre_tokenizers.ByteLevel(add_prefix_space=False)),
+        (steps.WhitespaceSplit(), pre_tokenizers.WhitespaceSplit()),
+    ],
+    ids=["bert", "byte-level", "whitespace"],
+)
+def test_pre_tokenizers_on_every_character_in_common_use(ours, theirs):
+    def split(char: str):
+        text = f"a{char}1{char}!{char} {char}{char}"
+        return ours(text, True), [word for word, _ in theirs.pre_tokenize_str(text)]
+
+    assert [char for char in CHARACTERS if split(char)[0] != split(char)[1]] == []
+
+
+def test_precompiled_rules_replace_whole_graphemes_as_tokenizers_does():
+    charsmap = build_charsmap(CHARSMAP_RULES | {"e": "E", "b\u0308": "B"})
+    ours, theirs = steps.Precompiled(charsmap), normalizers.Precompiled(charsmap)
+    for text in [*CORPUS, "e\u0301\u0302 b\u0308\u0301 \r\n x\u0301"]:
+        assert ours(text) == theirs.normalize_str(text), text
+
+
+def test_auto_tokenizer_picks_the_class_the_files_name(tokenizer_folders):
+    assert type(AutoTokenizer.from_pretrained(tokenizer_folders["minilm"])) is BertTokenizer
+    assert type(AutoTokenizer.from_pretrained(tokenizer_folders["bpe-vocab-merges"])) is RobertaTokenizer
+    assert type(AutoTokenizer.from_pretrained(tokenizer_folders["unigram"])) is AlbertTokenizer
+    assert type(BertTokenizer.from_pretrained(tokenizer_folders["wordpiece"])) is BertTokenizer
+    assert isinstance(AutoTokenizer.from_pretrained(tokenizer_folders["wordpiece"]), PreTrainedTokenizer)
+
+
+def test_chinese_albert_with_a_bert_vocabulary_gets_the_wordpiece_tokenizer(tokenizer_folders, tmp_path):
+    folder = tmp_path / "albert-chinese"
+    shutil.copytree(tokenizer_folders["wordpiece-vocab-txt"], folder)
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "AlbertTokenizer"}))
+    (folder / "config.json").write_text(json.dumps({"model_type": "albert"}))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert type(tokenizer) is BertTokenizer
+    assert tokenizer.tokenize("北京") == transformers.BertTokenizerFast.from_pretrained(folder).tokenize("北京")
+
+
+def test_model_type_chooses_when_the_tokenizer_class_is_absent(tokenizer_folders, tmp_path):
+    folder = tmp_path / "model-type"
+    shutil.copytree(tokenizer_folders["bpe"], folder)
+    (folder / "tokenizer_config.json").unlink()
+    (folder / "config.json").write_text(json.dumps({"model_type": "roberta"}))
+    assert type(AutoTokenizer.from_pretrained(folder)) is RobertaTokenizer
+
+
+def test_hub_ids_resolve_through_the_offline_cache(tokenizer_folders, tmp_path):
+    repo = tmp_path / "models--org--tiny-bpe"
+    shutil.copytree(tokenizer_folders["bpe"], repo / "snapshots" / ("a" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    tokenizer = AutoTokenizer.from_pretrained("org/tiny-bpe", cache_dir=tmp_path)
+    assert type(tokenizer) is RobertaTokenizer and tokenizer("hello")["input_ids"][0] == 0
+    with pytest.raises(minibert.CheckpointNotFoundError, match="org/absent"):
+        AutoTokenizer.from_pretrained("org/absent", cache_dir=tmp_path)
+
+
+def test_a_folder_without_tokenizer_files_is_named_in_the_error(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(minibert.CheckpointNotFoundError, match=str(tmp_path)):
+        AutoTokenizer.from_pretrained(tmp_path)
+    with pytest.raises(minibert.CheckpointNotFoundError, match="no such tokenizer folder"):
+        AutoTokenizer.from_pretrained(tmp_path / "absent")
+
+
+def test_unsupported_steps_are_named(tokenizer_folders, tmp_path):
+    folder = tmp_path / "unsupported"
+    shutil.copytree(tokenizer_folders["unigram"], folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    spec["pre_tokenizer"] = {"type": "Digits", "individual_digits": True}
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.raises(TokenizerError, match="pre-tokenizer 'Digits' is not supported"):
+        AutoTokenizer.from_pretrained(folder)
+
+
+def test_bad_arguments_are_clear_errors(pairs):
+    ours, _ = pairs("minilm")
+    with pytest.raises(TokenizerError, match="return_tensors"):
+        ours("hi", return_tensors="tf")
+    with pytest.raises(TokenizerError, match="padding must be"):
+        ours("hi", padding="sideways")
+    with pytest.raises(TokenizerError, match="different lengths"):
+        ours(["hi", "hello there"], return_tensors="pt")
+    with pytest.raises(TokenizerError, match="text_pair"):
+        ours(["hi", "there"], "pair")
+    with pytest.raises(TypeError, match="dispatcher"):
+        AutoTokenizer()
+
+
+def test_padding_without_a_pad_token_is_a_clear_error(tokenizer_folders, tmp_path):
+    folder = tmp_path / "no-pad"
+    shutil.copytree(tokenizer_folders["wordpiece-vocab-txt"], folder)
+    vocab = (folder / "vocab.txt").read_text().replace("[PAD]\n", "[NOPAD]\n")
+    (folder / "vocab.txt").write_text(vocab)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.pad_token_id is None
+    with pytest.raises(TokenizerError, match="pad token"):
+        tokenizer(["a", "b c"], padding=True)
+
+
+def test_padding_side_from_the_config(tokenizer_folders, tmp_path):
+    folder = tmp_path / "left"
+    shutil.copytree(tokenizer_folders["wordpiece-vocab-txt"], folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text()) | {"padding_side": "left"}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    ours, theirs = AutoTokenizer.from_pretrained(folder), transformers.AutoTokenizer.from_pretrained(folder)
+    assert ours(CORPUS[:5], padding=True) == dict(theirs(CORPUS[:5], padding=True))
+
+
+@pytest.mark.parametrize("kind", ["minilm", "bpe-vocab-merges", "unigram-precompiled"])
+def test_tokenizers_survive_pickling(pairs, kind):
+    ours, _ = pairs(kind)
+    assert pickle.loads(pickle.dumps(ours))(CORPUS[:10], padding=True) == ours(CORPUS[:10], padding=True)
+
+
+def test_importing_the_tokenizers_stays_light():
+    modules = ("transformers", "tokenizers", "huggingface_hub")
+    code = f"import sys, minibert.tokenization; print([m for m in {modules} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
