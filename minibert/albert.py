@@ -16,6 +16,7 @@ Attention, the embeddings, the forward pass and the heads shared with BERT come 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 import torch
@@ -33,6 +34,7 @@ from minibert.bert import (
     BertPreTrainedModel,
     Embeddings,
     SelfAttention,
+    keep_features,
     masked_lm_loss,
     run_layers,
 )
@@ -55,6 +57,12 @@ class AlbertAttention(SelfAttention):
     ) -> tuple[Tensor, Tensor | None]:
         context, probs = super().forward(hidden_states, mask, output_attentions)  # (B, T, H)
         return self.LayerNorm(hidden_states + self.output_dropout(self.dense(context))), probs
+
+    def prune_heads(self, heads: Iterable[int]) -> Tensor:
+        """Remove ``heads`` from query, key and value, and the columns of ``dense`` that read them."""
+        index = super().prune_heads(heads)
+        keep_features(self.dense, index, dim=1)
+        return index
 
 
 class AlbertLayer(nn.Module):
@@ -93,6 +101,7 @@ class AlbertTransformer(nn.Module):
         self.num_hidden_groups = config.num_hidden_groups
         self.embedding_hidden_mapping_in = nn.Linear(config.embedding_size, config.hidden_size)
         self.albert_layer_groups = nn.ModuleList(AlbertLayerGroup(config) for _ in range(config.num_hidden_groups))
+        self.gradient_checkpointing = False  # see PreTrainedModel.gradient_checkpointing_enable
 
     def schedule(self) -> list[tuple[int, int]]:
         """(group, inner layer) for every layer the model runs, in order."""
@@ -115,7 +124,8 @@ class AlbertTransformer(nn.Module):
         # As in transformers, hidden_states holds the projected embeddings, then every layer run.
         layers = [self.albert_layer_groups[group].albert_layers[inner] for group, inner in self.schedule()]
         hidden_states = self.embedding_hidden_mapping_in(embeddings)  # (B, T, H)
-        return run_layers(layers, hidden_states, mask, output_hidden_states, output_attentions)
+        recompute = self.gradient_checkpointing and self.training
+        return run_layers(layers, hidden_states, mask, output_hidden_states, output_attentions, recompute)
 
 
 class AlbertPooler(nn.Linear):
@@ -164,6 +174,11 @@ class AlbertPreTrainedModel(BertPreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, AlbertMLMHead):
             module.bias.zero_()
+
+    def attention_blocks(self) -> list[nn.Module]:
+        """Each distinct layer's attention, group by group: transformers 4.x numbered them so for pruning."""
+        groups = self.base_model.encoder.albert_layer_groups
+        return [layer.attention for group in groups for layer in group.albert_layers]
 
     def tensor_uses(self) -> dict[str, list[int]]:
         """Module prefix of each shared layer -> the layer runs (1-based, as in hidden_states) it serves."""

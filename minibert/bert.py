@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from minibert.activations import ACTIVATIONS
 from minibert.config import BertConfig, EncoderConfig, RobertaConfig
@@ -112,11 +113,29 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.head_size = config.hidden_size // config.num_attention_heads
+        self.kept_heads = list(range(self.num_heads))  # numbers, in the unpruned layer, of the heads still here
         self.query = nn.Linear(config.hidden_size, self.num_heads * self.head_size)
         self.key = nn.Linear(config.hidden_size, self.num_heads * self.head_size)
         self.value = nn.Linear(config.hidden_size, self.num_heads * self.head_size)
         self.dropout_prob = config.attention_probs_dropout_prob
         self.attn_implementation = "sdpa"
+
+    def prune_heads(self, heads: Iterable[int]) -> Tensor:
+        """Remove ``heads`` (numbered as in the unpruned layer) from query, key and value.
+
+        Returns the indices of the features kept, for the caller to cut the output projection's inputs.
+        Heads already gone are skipped, so pruning twice is harmless.
+        """
+        drop = set(heads)
+        keep = [i for i, head in enumerate(self.kept_heads) if head not in drop]
+        device = self.query.weight.device
+        index = torch.tensor(keep, dtype=torch.long, device=device)[:, None] * self.head_size
+        index = (index + torch.arange(self.head_size, device=device)).flatten()  # (kept * hs,)
+        for projection in (self.query, self.key, self.value):
+            keep_features(projection, index, dim=0)
+        self.kept_heads = [self.kept_heads[i] for i in keep]
+        self.num_heads = len(keep)
+        return index
 
     def forward(
         self,
@@ -146,6 +165,15 @@ class SelfAttention(nn.Module):
         return mask.to_tokens(context), probs
 
 
+@torch.no_grad()
+def keep_features(linear: nn.Linear, index: Tensor, dim: int) -> None:
+    """Keep only the output features (``dim=0``) or input features (``dim=1``) of ``linear`` listed in ``index``."""
+    linear.weight = nn.Parameter(linear.weight.index_select(dim, index), linear.weight.requires_grad)
+    if dim == 0 and linear.bias is not None:
+        linear.bias = nn.Parameter(linear.bias.index_select(0, index), linear.bias.requires_grad)
+    linear.out_features, linear.in_features = linear.weight.shape
+
+
 class AddAndNorm(nn.Module):
     """Project, dropout, add the residual, LayerNorm (``BertSelfOutput`` and ``BertOutput``)."""
 
@@ -172,6 +200,10 @@ class Attention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         context, probs = self.self(hidden_states, mask, output_attentions)
         return self.output(context, hidden_states), probs
+
+    def prune_heads(self, heads: Iterable[int]) -> None:
+        """Remove ``heads``: their query, key and value rows, and the output projection's columns that read them."""
+        keep_features(self.output.dense, self.self.prune_heads(heads), dim=1)
 
 
 class Intermediate(nn.Module):
@@ -208,6 +240,7 @@ class Encoder(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.layer = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False  # see PreTrainedModel.gradient_checkpointing_enable
 
     def forward(
         self,
@@ -216,7 +249,8 @@ class Encoder(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> BaseModelOutputWithPooling:
-        return run_layers(self.layer, hidden_states, mask, output_hidden_states, output_attentions)
+        recompute = self.gradient_checkpointing and self.training
+        return run_layers(self.layer, hidden_states, mask, output_hidden_states, output_attentions, recompute)
 
 
 def run_layers(
@@ -225,13 +259,21 @@ def run_layers(
     mask: AttentionMask,
     output_hidden_states: bool,
     output_attentions: bool,
+    recompute: bool = False,
 ) -> BaseModelOutputWithPooling:
-    """Run ``layers`` in order, collecting every hidden state and attention map if asked."""
+    """Run ``layers`` in order, collecting every hidden state and attention map if asked.
+
+    With ``recompute`` (gradient checkpointing) autograd keeps only each layer's input and runs
+    the layer again during backward, with the same dropout masks (the RNG state is replayed).
+    """
     hidden_states = mask.to_tokens(hidden_states)  # (N, H) if unpadded, else unchanged
     all_hidden = [hidden_states] if output_hidden_states else None
     all_attentions = [] if output_attentions else None
     for layer in layers:
-        hidden_states, probs = layer(hidden_states, mask, output_attentions)
+        if recompute and torch.is_grad_enabled():
+            hidden_states, probs = checkpoint(layer, hidden_states, mask, output_attentions, use_reentrant=False)
+        else:
+            hidden_states, probs = layer(hidden_states, mask, output_attentions)
         if all_hidden is not None:
             all_hidden.append(hidden_states)
         if all_attentions is not None:
@@ -366,6 +408,9 @@ class BertPreTrainedModel(PreTrainedModel):
             module.bias.zero_()
         elif isinstance(module, Embeddings):
             module.reset_buffers()
+
+    def attention_blocks(self) -> list[nn.Module]:
+        return [layer.attention for layer in self.base_model.encoder.layer]
 
 
 class BertModel(BertPreTrainedModel):

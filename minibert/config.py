@@ -52,6 +52,9 @@ class EncoderConfig:
     id2label: dict[int, str] | None = None  # None: LABEL_0, LABEL_1, ...
     label2id: dict[str, int] | None = None  # None: the inverse of id2label
     problem_type: str | None = None  # None: inferred from num_labels and the labels' dtype
+    # Attention heads removed by prune_heads: layer -> sorted heads, numbered as in the unpruned layer.
+    # Models are built with these heads already gone, so a pruned checkpoint loads at its own shapes.
+    pruned_heads: dict[int, list[int]] = field(default_factory=dict)
     architectures: list[str] | None = None
     # Keys of config.json that minibert does not use, kept for the round trip.
     extra: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +67,11 @@ class EncoderConfig:
         object.__setattr__(self, "id2label", id2label)
         if self.label2id is None:
             object.__setattr__(self, "label2id", {label: i for i, label in id2label.items()})
+        try:  # config.json keys are strings; an empty list prunes nothing
+            pruned = {int(k): sorted({int(h) for h in heads}) for k, heads in self.pruned_heads.items() if heads}
+        except (AttributeError, TypeError, ValueError) as error:
+            raise ConfigError(f"pruned_heads must map layers to lists of heads, got {self.pruned_heads!r}") from error
+        object.__setattr__(self, "pruned_heads", dict(sorted(pruned.items())))
         self._validate()
 
     def _validate(self) -> None:
@@ -110,6 +118,13 @@ class EncoderConfig:
             raise ConfigError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
         if self.problem_type == "single_label_classification" and self.num_labels == 1:
             raise ConfigError("problem_type 'single_label_classification' needs num_labels > 1")
+        for layer, heads in self.pruned_heads.items():
+            if not 0 <= layer < self.attention_layers:
+                raise ConfigError(f"pruned_heads: layer {layer} is outside [0, {self.attention_layers})")
+            if not 0 <= heads[0] <= heads[-1] < self.num_attention_heads:
+                raise ConfigError(
+                    f"pruned_heads: layer {layer} lists heads {heads}, outside [0, {self.num_attention_heads})"
+                )
 
     # -- reading and writing ------------------------------------------------------
 
@@ -147,6 +162,7 @@ class EncoderConfig:
             f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "num_labels")
         }
         values["id2label"] = {str(i): label for i, label in self.id2label.items()}
+        values["pruned_heads"] = {str(layer): heads for layer, heads in self.pruned_heads.items()}
         return {**self.extra, "model_type": self.model_type, **values}
 
     @classmethod
@@ -178,6 +194,11 @@ class EncoderConfig:
     def replace(self, **changes: Any) -> Self:
         """A copy with some fields changed (and validated again)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def attention_layers(self) -> int:
+        """Attention blocks with weights of their own: what ``pruned_heads``' layer numbers count."""
+        return self.num_hidden_layers
 
     @property
     def head_dropout(self) -> float:
@@ -252,6 +273,11 @@ class AlbertConfig(EncoderConfig):
             raise ConfigError(
                 f"classifier_dropout_prob must be a probability in [0, 1], got {self.classifier_dropout_prob!r}"
             )
+
+    @property
+    def attention_layers(self) -> int:
+        """Distinct layers, numbered group by group: ``group * inner_group_num + inner`` (transformers 4.x)."""
+        return self.num_hidden_groups * self.inner_group_num
 
     @property
     def head_dropout(self) -> float:

@@ -3,6 +3,10 @@
 Loading builds the model on the ``meta`` device (no memory, no init), gives it
 uninitialised storage, initialises only the modules whose tensors the
 checkpoint lacks, then copies the checkpoint in one tensor at a time.
+
+For fine-tuning it also changes a model as transformers does: a resized vocabulary
+(``resize_token_embeddings``), pruned attention heads (``prune_heads``, recorded in the
+config so that they survive a save), and gradient checkpointing.
 """
 
 from __future__ import annotations
@@ -43,10 +47,14 @@ class PreTrainedModel(nn.Module):
     # -- initialisation and tying ---------------------------------------------------
 
     def post_init(self) -> None:
-        """Initialise every weight with ``_init_weights`` and tie shared tensors; ends each ``__init__``.
+        """Remove the config's pruned heads, initialise with ``_init_weights``, tie; ends each ``__init__``.
 
-        A model built on the meta device (by ``from_pretrained``) has no storage to initialise yet.
+        Pruning comes first so that a pruned checkpoint meets its own shapes. A model built on the
+        meta device (by ``from_pretrained``) has no storage to initialise yet.
         """
+        blocks = self.attention_blocks() if self.config.pruned_heads else []
+        for layer, heads in self.config.pruned_heads.items():
+            blocks[layer].prune_heads(heads)
         if not next(self.parameters()).is_meta:
             self.apply(self._init_weights)
         self.tie_weights()
@@ -100,10 +108,135 @@ class PreTrainedModel(nn.Module):
     def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
         self.base_model.embeddings.word_embeddings = embeddings
 
+    def _decoder_name(self) -> str | None:
+        """Module name of the MLM decoder ("cls.predictions.decoder"), None in models without one."""
+        weight = next((alias for alias in self._tied_weights_keys if alias.endswith("decoder.weight")), None)
+        return None if weight is None else weight.removesuffix(".weight")
+
     def get_output_embeddings(self) -> nn.Linear | None:
-        """The MLM decoder of models that have one; its weight is the input embedding matrix."""
-        decoder = next((alias for alias in self._tied_weights_keys if alias.endswith("decoder.weight")), None)
-        return None if decoder is None else self.get_submodule(decoder.rpartition(".")[0])
+        """The MLM decoder of models that have one; its weight is the input embedding matrix if tied."""
+        name = self._decoder_name()
+        return None if name is None else self.get_submodule(name)
+
+    def set_output_embeddings(self, decoder: nn.Linear) -> None:
+        """Put ``decoder`` in place of the MLM decoder.
+
+        As in transformers, nothing is re-tied here: ``tie_weights()`` shares the input embedding
+        matrix with the decoder again if the config ties them. So that re-tying keeps the new bias,
+        a tied model's head ``bias`` becomes the decoder's.
+        """
+        name = self._decoder_name()
+        if name is None:
+            raise AttributeError(f"{type(self).__name__} has no MLM decoder to replace")
+        self.set_submodule(name, decoder)
+        if self.tied_weights():
+            owner, _, attribute = self._tied_weights_keys[f"{name}.bias"].rpartition(".")
+            setattr(self.get_submodule(owner), attribute, decoder.bias)
+
+    @torch.no_grad()
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None
+    ) -> nn.Embedding:
+        """Grow or shrink the vocabulary (e.g. after adding tokens to a tokenizer); returns the input embeddings.
+
+        Rows of the tokens that stay keep their values; new rows start as ``_init_weights`` starts
+        them, normal(0, initializer_range), as transformers does with ``mean_resizing=False``. The MLM
+        decoder follows: tied, it shares the new matrix; untied, it is resized the same way. Output
+        biases keep their values and gain zeros. ``pad_to_multiple_of`` rounds the size up (shapes
+        that suit tensor cores); ``config.vocab_size`` becomes the new size.
+        """
+        embeddings = self.get_input_embeddings()
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return embeddings
+        rows = embeddings.num_embeddings if new_num_tokens is None else new_num_tokens
+        if pad_to_multiple_of is not None:
+            if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
+                raise ValueError(f"pad_to_multiple_of must be a positive integer, got {pad_to_multiple_of!r}")
+            rows = -(-rows // pad_to_multiple_of) * pad_to_multiple_of
+        if rows == embeddings.num_embeddings:
+            return embeddings
+        # Validated before anything changes: e.g. a padding id that would fall outside the vocabulary.
+        config = self.config.replace(vocab_size=rows)
+        self.set_input_embeddings(self._resized_module(embeddings, rows))
+        decoder_name = self._decoder_name()
+        if decoder_name is not None:
+            bias_name = self._tied_weights_keys[f"{decoder_name}.bias"]
+            bias = self.get_parameter(bias_name)
+            kept = min(rows, bias.shape[0])
+            _set_tensor(self, bias_name, torch.cat([bias[:kept], bias.new_zeros(rows - kept)]))  # (rows,)
+            if not config.tie_word_embeddings:
+                self.set_submodule(decoder_name, self._resized_module(self.get_submodule(decoder_name), rows))
+            self.get_submodule(decoder_name).out_features = rows
+        self._set_config(config)
+        self.tie_weights()
+        return self.get_input_embeddings()
+
+    @torch.no_grad()
+    def _resized_module(self, old: nn.Embedding | nn.Linear, rows: int) -> nn.Embedding | nn.Linear:
+        """A copy of ``old`` with ``rows`` vocabulary rows: the first ones copied, any new ones initialised."""
+        kind = {"dtype": old.weight.dtype, "device": old.weight.device}
+        if isinstance(old, nn.Embedding):
+            weight = torch.empty(rows, old.embedding_dim, **kind)
+            new = nn.Embedding(rows, old.embedding_dim, padding_idx=old.padding_idx, _weight=weight)
+        else:
+            new = nn.Linear(old.in_features, rows, bias=old.bias is not None, **kind)
+        self._init_weights(new)
+        kept = min(rows, old.weight.shape[0])
+        for name, tensor in new.named_parameters():
+            tensor[:kept] = getattr(old, name)[:kept]
+            tensor.requires_grad_(getattr(old, name).requires_grad)
+        return new
+
+    # -- pruning attention heads ------------------------------------------------------
+
+    def attention_blocks(self) -> list[nn.Module]:
+        """The attention block of each distinct layer, in the order ``prune_heads`` numbers them."""
+        raise NotImplementedError(f"{type(self).__name__} has no attention blocks to prune")
+
+    def prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
+        """Remove attention heads for good: ``{layer: [heads]}``, heads numbered as in the unpruned model.
+
+        Each head's query, key and value rows go, and the output projection's columns that read
+        them. Pruning accumulates; ``config.pruned_heads`` lists every head removed so far, so
+        ``save_pretrained`` then ``from_pretrained`` rebuilds the same shapes.
+        """
+        heads_to_prune = {int(layer): [int(head) for head in heads] for layer, heads in heads_to_prune.items()}
+        pruned = dict(self.config.pruned_heads)
+        for layer, heads in heads_to_prune.items():
+            pruned[layer] = [*pruned.get(layer, []), *heads]
+        config = self.config.replace(pruned_heads=pruned)  # checks layer and head numbers first
+        blocks = self.attention_blocks()
+        for layer, heads in heads_to_prune.items():
+            blocks[layer].prune_heads(heads)
+        self._set_config(config)
+
+    def _set_config(self, config: EncoderConfig) -> None:
+        """Give a changed config to this model and to the models inside it (a head model's encoder)."""
+        for module in self.modules():
+            if isinstance(module, PreTrainedModel):
+                module.config = config
+
+    # -- training -------------------------------------------------------------------------
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Trade compute for memory in training: keep each layer's input only, run the layer again in backward.
+
+        Applies in train mode with gradients on; evaluation and inference are unchanged.
+        """
+        self._set_gradient_checkpointing(True)
+
+    def gradient_checkpointing_disable(self) -> None:
+        self._set_gradient_checkpointing(False)
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        """Whether the layers recompute in backward (in train mode)."""
+        return any(getattr(module, "gradient_checkpointing", False) for module in self.modules())
+
+    def _set_gradient_checkpointing(self, enabled: bool) -> None:
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = enabled
 
     def num_parameters(self) -> int:
         """Distinct parameters: a tied tensor counts once (``parameters()`` yields it once)."""
