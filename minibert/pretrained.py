@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from minibert.checkpoint import Checkpoint, save_safetensors
@@ -255,6 +256,21 @@ class PreTrainedModel(nn.Module):
         """
         self.base_model.unpad = enabled
 
+    def set_float32_matmuls(self, enabled: bool = True) -> None:
+        """Keep the weights in their (bf16 or fp16) dtype, but multiply in float32.
+
+        On CPUs without bf16 units (AVX2 only, no AVX512-BF16 or AMX), PyTorch's bf16 matrix
+        products run several times slower than float32 ones; converting each weight as it is
+        used costs far less. Outputs stay in the model's dtype and are, if anything, more
+        accurate. Turns every plain ``nn.Linear`` into a ``Float32Linear`` (same parameters and
+        state-dict keys) or back.
+        """
+        for module in self.modules():
+            if enabled and type(module) is nn.Linear:
+                module.__class__ = Float32Linear
+            elif not enabled and type(module) is Float32Linear:
+                module.__class__ = nn.Linear
+
     def set_attn_implementation(self, name: str) -> None:
         """Switch every attention block to ``"sdpa"`` (default) or ``"eager"`` (the written-out maths)."""
         if name not in ("sdpa", "eager"):
@@ -378,6 +394,14 @@ class PreTrainedModel(nn.Module):
         tied = self.tied_weights()
         state = {k: v for k, v in self.state_dict().items() if k not in tied}
         return [folder / CONFIG_FILE, *save_safetensors(state, folder, max_shard_size)]
+
+
+class Float32Linear(nn.Linear):
+    """An ``nn.Linear`` that multiplies in float32 whatever dtype it stores: see ``set_float32_matmuls``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.float()
+        return F.linear(x.float(), self.weight.float(), bias).to(x.dtype)
 
 
 def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:

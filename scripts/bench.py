@@ -71,16 +71,16 @@ def forward_seconds(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> 
         return time.perf_counter() - start
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 1536) -> float:
-    """This machine's matrix-multiply throughput (FLOP/s): the best of a few square products."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
+def matmul_peak(dtype: torch.dtype) -> float:
+    """This machine's matrix-multiply throughput (FLOP/s) on a bert-base feed-forward product."""
+    x, weight = torch.randn(1024, 768, dtype=dtype), torch.randn(3072, 768, dtype=dtype)
+    torch.nn.functional.linear(x, weight)
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        a @ b
+        torch.nn.functional.linear(x, weight)
         best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    return 2 * 1024 * 768 * 3072 / best
 
 
 def forward_flops(config, batch: int, length: int) -> float:
@@ -143,6 +143,11 @@ def main() -> None:
             turns = repeats if dtype == torch.float32 else min(repeats, 3)
             times = alternate(lambda lib, i=inputs: forward_seconds(models[lib], i), turns)
             rows.append((f"forward {batch}x128 {name} (s)", times["minibert"], times["transformers"], "s"))
+            if dtype == torch.bfloat16:  # bf16 weights, float32 products: set_float32_matmuls
+                models["minibert"].set_float32_matmuls(True)
+                fast = statistics.median(forward_seconds(models["minibert"], inputs) for _ in range(turns))
+                models["minibert"].set_float32_matmuls(False)
+                rows.append((f"forward {batch}x128 {name}, float32 matmuls (s)", fast, times["transformers"], "s"))
             if batch == 8:
                 flops = forward_flops(config, batch, 128)
                 efficiency[name] = flops / times["minibert"] / peaks[dtype]

@@ -1,8 +1,13 @@
-"""The unpadded fast path computes what the reference path computes, and torch.compile runs the model."""
+"""The fast paths (unpadded batches, float32 products for bf16 weights) compute what the reference path
+computes, and torch.compile runs the model."""
+
+import copy
 
 import pytest
 import torch
 from conftest import config_names_for, inputs_for, ours_class
+
+from minibert.pretrained import Float32Linear
 
 FAST_CASES = [
     ("BertModel", "bert-a"),
@@ -92,3 +97,28 @@ def test_torch_compile_runs_and_matches_eager(checkpoint_dir, unpad):
             atol=1e-5,
             rtol=0,
         )
+
+
+def test_float32_matmuls_keep_bf16_weights_and_stay_within_bf16_tolerance(checkpoint_dir, reference):
+    """bf16 weights, float32 products: the same state dict, outputs near transformers' fp32 and bf16 ones.
+
+    Tolerance: bf16 keeps 8 bits of mantissa, so activations of size ~1 carry errors of ~1e-2.
+    """
+    folder = checkpoint_dir("BertForMaskedLM", "bert-b")
+    model = ours_class("BertForMaskedLM").from_pretrained(folder, dtype=torch.bfloat16)
+    keys = list(model.state_dict())
+    model.set_float32_matmuls(True)
+    assert list(model.state_dict()) == keys and {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    inputs = inputs_for("BertForMaskedLM", "bert-b")
+    theirs = reference("BertForMaskedLM", "bert-b")
+    with torch.no_grad():
+        fast = model(**inputs).logits
+        exact = theirs(**inputs).logits
+        theirs_bf16 = copy.deepcopy(theirs).to(torch.bfloat16)(**inputs).logits
+    assert fast.dtype == torch.bfloat16
+    real = inputs["attention_mask"].bool()
+    torch.testing.assert_close(fast[real].float(), exact[real], atol=0.05, rtol=0.02)
+    torch.testing.assert_close(fast[real].float(), theirs_bf16[real].float(), atol=0.05, rtol=0.02)
+    model.set_float32_matmuls(False)
+    assert all(type(m) is not Float32Linear for m in model.modules())
