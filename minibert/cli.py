@@ -84,6 +84,7 @@ def inspect(args: argparse.Namespace) -> int:
     config = AutoConfig.from_pretrained(source)
     cls = model_class(config, args.model_class)
     model, checkpoint, report = cls.plan_pretrained(source, config=config, strict=False)
+    uses = model.tensor_uses()  # ALBERT: which layer runs each shared tensor serves
     files = [
         {
             "file": path.name,
@@ -94,7 +95,7 @@ def inspect(args: argparse.Namespace) -> int:
     ]
     summary = {
         "checkpoint": str(checkpoint.folder),
-        "shared_layers": {prefix.rstrip("."): runs for prefix, runs in model.tensor_uses().items()},
+        "shared_layers": {prefix.rstrip("."): runs for prefix, runs in uses.items()},
         "model_class": cls.__name__,
         "parameters": model.num_parameters(),
         "config": config.to_dict(),
@@ -113,7 +114,6 @@ def inspect(args: argparse.Namespace) -> int:
     print(f"model       {cls.__name__}, {model.num_parameters():,} parameters (tied tensors counted once)")
     for entry in files:
         print(f"file        {entry['file']}: {entry['bytes'] / 1e6:.1f} MB, {entry['tensors']} tensors")
-    uses = model.tensor_uses()  # ALBERT: which layer runs each shared tensor serves
     rows = [("checkpoint key", "model key", "shape", "dtype", "status", "rule / use")]
     for r in report.records:
         shape = "x".join(map(str, r.shape if r.shape is not None else r.model_shape or ())) or "scalar"

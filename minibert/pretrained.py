@@ -374,7 +374,7 @@ class PreTrainedModel(nn.Module):
                 _set_tensor(model, record.model_key, tensor)
         model.tie_weights()
         check_probes(report, model.state_dict(), probes)
-        _warn_on_dropped_aliases(report, checkpoint)
+        _warn_on_dropped_aliases(model, report, checkpoint)
         model.set_attn_implementation(attn_implementation)
         model.load_report = report
         return model.eval()
@@ -413,19 +413,19 @@ def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
     setattr(module, attribute, tensor)
 
 
-def _warn_on_dropped_aliases(report: LoadReport, checkpoint: Checkpoint) -> None:
+def _warn_on_dropped_aliases(model: PreTrainedModel, report: LoadReport, checkpoint: Checkpoint) -> None:
     """A tied alias saved with values of its own would be silently replaced by the shared tensor."""
-    source = {r.model_key: r.checkpoint_key for r in report.records if r.status in ("loaded", "renamed")}
+    tied = model.tied_weights()
     for record in report.records:
-        shared = record.rule.removeprefix("shares ") if record.status == "tied" else None
-        if shared in source and record.checkpoint_key not in (None, source[shared]):
-            alias, kept = checkpoint.get(record.checkpoint_key), checkpoint.get(source[shared])
-            if alias.shape != kept.shape or not torch.equal(alias, kept.to(alias.dtype)):
-                warnings.warn(
-                    f"{checkpoint.file_of(record.checkpoint_key)}: {record.checkpoint_key} differs from "
-                    f"{source[shared]}, but the config ties them (tie_word_embeddings): its values are not used",
-                    stacklevel=3,
-                )
+        if record.status != "tied" or record.checkpoint_key is None:
+            continue
+        kept, saved = model.get_parameter(tied[record.model_key]), checkpoint.get(record.checkpoint_key)
+        if saved.shape != kept.shape or not torch.equal(saved.to(kept.dtype), kept):
+            warnings.warn(
+                f"{checkpoint.file_of(record.checkpoint_key)}: {record.checkpoint_key} differs from "
+                f"{tied[record.model_key]}, but the config ties them (tie_word_embeddings): its values are not used",
+                stacklevel=3,
+            )
 
 
 def _resolve_dtype(dtype: DTypeLike, config: EncoderConfig, checkpoint: Checkpoint) -> torch.dtype:

@@ -248,3 +248,13 @@ def test_embeddings_buffers_are_recomputed_after_loading(checkpoint_dir):
     embeddings = next(m for m in model.modules() if isinstance(m, Embeddings))
     assert torch.equal(embeddings.position_ids[0], torch.arange(40))
     assert torch.all(embeddings.token_type_ids == 0)
+
+
+def test_tied_alias_with_values_of_its_own_is_not_dropped_silently(tmp_path, reference):
+    theirs = reference("BertForMaskedLM", "bert-a")
+    state = {k: v.clone() for k, v in theirs.state_dict().items()}
+    state["cls.predictions.decoder.weight"] += 1.0  # the config ties it to the word embeddings anyway
+    save_bin(state, tmp_path, theirs.config)
+    with pytest.warns(UserWarning, match=r"cls\.predictions\.decoder\.weight differs from"):
+        model = minibert.BertForMaskedLM.from_pretrained(tmp_path)
+    assert torch.equal(model.cls.predictions.decoder.weight, theirs.bert.embeddings.word_embeddings.weight)
