@@ -17,7 +17,6 @@ from tokenizer_data import CHARSMAP_RULES, CORPUS, build_charsmap
 from tokenizers import normalizers, pre_tokenizers
 
 import minibert
-from minibert import tokenization_steps as steps
 from minibert.tokenization import (
     AlbertTokenizer,
     AutoTokenizer,
@@ -26,6 +25,14 @@ from minibert.tokenization import (
     RobertaTokenizer,
     TokenizerError,
 )
+from minibert.tokenization.normalizers import (
+    BertNormalizer,
+    Precompiled,
+    lowercase,
+    normalizer_from_json,
+    strip_accents,
+)
+from minibert.tokenization.pre_tokenizers import BertPreTokenizer, ByteLevel, WhitespaceSplit
 
 KINDS = [
     "minilm",
@@ -171,7 +178,7 @@ def test_tokens_and_vocabulary(pairs, kind):
         assert getattr(ours, f"{name}_id") == getattr(theirs, f"{name}_id"), name
 
 
-# Code points assigned after the Unicode tables inside tokenizers were made (see the module's docstring).
+# Code points assigned after the Unicode tables inside tokenizers were made (see minibert.tokenization's docstring).
 NEWER_THAN_TOKENIZERS = {"\u061d", "\U0001f16c"}
 # The Unicode blocks text is written in: Latin to Arabic, Devanagari, Thai, Hangul, Greek and Latin extended,
 # punctuation and symbols, CJK and kana, fullwidth forms, emoji.
@@ -185,15 +192,15 @@ CHARACTERS = [char for char in CHARACTERS if char not in NEWER_THAN_TOKENIZERS]
 @pytest.mark.parametrize(
     "ours, theirs",
     [
-        (steps.BertNormalizer(), normalizers.BertNormalizer()),
-        (steps.BertNormalizer(lowercase=False), normalizers.BertNormalizer(lowercase=False)),
+        (BertNormalizer(), normalizers.BertNormalizer()),
+        (BertNormalizer(lowercase=False), normalizers.BertNormalizer(lowercase=False)),
         (
-            steps.BertNormalizer(lowercase=False, strip_accents=True),
+            BertNormalizer(lowercase=False, strip_accents=True),
             normalizers.BertNormalizer(lowercase=False, strip_accents=True),
         ),
-        (steps.normalizer_from_json({"type": "NFKD"}), normalizers.NFKD()),
-        (steps.strip_accents, normalizers.StripAccents()),
-        (steps.lowercase, normalizers.Lowercase()),
+        (normalizer_from_json({"type": "NFKD"}), normalizers.NFKD()),
+        (strip_accents, normalizers.StripAccents()),
+        (lowercase, normalizers.Lowercase()),
     ],
     ids=["bert-uncased", "bert-cased", "bert-cased-stripped", "nfkd", "strip-accents", "lowercase"],
 )
@@ -204,9 +211,9 @@ def test_normalizers_on_every_character_in_common_use(ours, theirs):
 @pytest.mark.parametrize(
     "ours, theirs",
     [
-        (steps.BertPreTokenizer(), pre_tokenizers.BertPreTokenizer()),
-        (steps.ByteLevelPreTokenizer(), pre_tokenizers.ByteLevel(add_prefix_space=False)),
-        (steps.WhitespaceSplit(), pre_tokenizers.WhitespaceSplit()),
+        (BertPreTokenizer(), pre_tokenizers.BertPreTokenizer()),
+        (ByteLevel(), pre_tokenizers.ByteLevel(add_prefix_space=False)),
+        (WhitespaceSplit(), pre_tokenizers.WhitespaceSplit()),
     ],
     ids=["bert", "byte-level", "whitespace"],
 )
@@ -220,7 +227,7 @@ def test_pre_tokenizers_on_every_character_in_common_use(ours, theirs):
 
 def test_precompiled_rules_replace_whole_graphemes_as_tokenizers_does():
     charsmap = build_charsmap(CHARSMAP_RULES | {"e": "E", "b\u0308": "B"})
-    ours, theirs = steps.Precompiled(charsmap), normalizers.Precompiled(charsmap)
+    ours, theirs = Precompiled(charsmap), normalizers.Precompiled(charsmap)
     for text in [*CORPUS, "e\u0301\u0302 b\u0308\u0301 \r\n x\u0301"]:
         assert ours(text) == theirs.normalize_str(text), text
 
@@ -231,6 +238,13 @@ def test_auto_tokenizer_picks_the_class_the_files_name(tokenizer_folders):
     assert type(AutoTokenizer.from_pretrained(tokenizer_folders["unigram"])) is AlbertTokenizer
     assert type(BertTokenizer.from_pretrained(tokenizer_folders["wordpiece"])) is BertTokenizer
     assert isinstance(AutoTokenizer.from_pretrained(tokenizer_folders["wordpiece"]), PreTrainedTokenizer)
+
+
+@pytest.mark.parametrize("loader", [AutoTokenizer, BertTokenizer])
+def test_from_pretrained_takes_transformers_keyword_for_the_folder(tokenizer_folders, loader):
+    folder = tokenizer_folders["minilm"]
+    by_keyword = loader.from_pretrained(pretrained_model_name_or_path=folder)
+    assert by_keyword(CORPUS[:8], padding=True) == loader.from_pretrained(folder)(CORPUS[:8], padding=True)
 
 
 def test_chinese_albert_with_a_bert_vocabulary_gets_the_wordpiece_tokenizer(tokenizer_folders, tmp_path):

@@ -1,7 +1,6 @@
-"""Tokenizers written from scratch: BERT's WordPiece, RoBERTa's byte-level BPE and ALBERT's Unigram.
+"""The tokenizer: added tokens, the stages put together in order, and the call interface of transformers.
 
-They read a Hugging Face tokenizer folder and give the ids of ``transformers``' fast tokenizers, because
-they run the pipeline of the Rust ``tokenizers`` library step by step:
+A tokenizer runs the pipeline of the Rust ``tokenizers`` library step by step:
 
 1. added tokens (``[CLS]``, ``<mask>``, ...) are cut out of the raw text and never split;
 2. the rest is normalised (cleaning, lowercasing, accents), then cut again at the added tokens that
@@ -10,71 +9,47 @@ they run the pipeline of the Rust ``tokenizers`` library step by step:
    into vocabulary entries, with a per-word cache;
 4. truncation, then a template adds the special tokens, then padding.
 
-``tokenizer.json`` describes steps 2-4; without it, ``vocab.txt`` or ``vocab.json`` + ``merges.txt``
-with ``tokenizer_config.json`` give each model's classic setup. The steps live in
-``minibert.tokenization_steps``.
+``PreTrainedTokenizer`` builds every step from ``tokenizer.json``; ``BertTokenizer``, ``RobertaTokenizer``
+and ``AlbertTokenizer`` set each model's defaults, and the first two also read the classic vocabulary
+files (``vocab.txt``, ``vocab.json`` + ``merges.txt``) with ``tokenizer_config.json``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from minibert import hub
-from minibert.errors import CheckpointNotFoundError
-from minibert.tokenization_steps import (
-    BPE,
-    CACHE_SIZE,
-    WHITESPACE,
-    BertNormalizer,
-    BertPreTokenizer,
-    ByteLevelPreTokenizer,
+import torch
+
+from minibert.errors import TokenizerError
+from minibert.tokenization.characters import WHITESPACE
+from minibert.tokenization.decoders import (
     Decoder,
-    Normalizer,
-    PreTokenizer,
-    Template,
-    TokenizerError,
-    Unigram,
-    WordPiece,
     byte_level_decode,
     clean_up_tokenization,
     decoder_from_json,
-    model_from_json,
-    model_type,
-    normalizer_from_json,
-    pre_tokenizer_from_json,
-    template_from_json,
     wordpiece_decoder,
 )
+from minibert.tokenization.files import (
+    TOKENIZER_CONFIG_FILE,
+    TOKENIZER_FILE,
+    TokenizerFiles,
+    read_json,
+    resolve_tokenizer_folder,
+)
+from minibert.tokenization.models import BPE, Model, WordPiece, model_from_json
+from minibert.tokenization.normalizers import CACHE_SIZE, BertNormalizer, Normalizer, normalizer_from_json
+from minibert.tokenization.pre_tokenizers import BertPreTokenizer, ByteLevel, PreTokenizer, pre_tokenizer_from_json
+from minibert.tokenization.templates import Template, template_from_json
 
-__all__ = [
-    "AddedToken",
-    "AlbertTokenizer",
-    "AutoTokenizer",
-    "BatchEncoding",
-    "BertTokenizer",
-    "PreTrainedTokenizer",
-    "RobertaTokenizer",
-    "TokenizerError",
-]
-
-TOKENIZER_FILE = "tokenizer.json"
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
-MODEL_CONFIG_FILE = "config.json"
-# A folder needs one of these (or the pair vocab.json + merges.txt); the others only configure.
-VOCAB_FILES = (TOKENIZER_FILE, "vocab.txt", "vocab.json", "merges.txt")
 # transformers' "no length limit", used when tokenizer_config.json sets no model_max_length.
 VERY_LARGE_INTEGER = int(1e30)
 LARGE_INTEGER = int(1e20)
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-
-Model = WordPiece | BPE | Unigram
 
 
 # --- Added tokens -----------------------------------------------------------------------------------------------
@@ -147,7 +122,7 @@ _WORD_CHAR = re.compile(r"\w")
 # --- The tokenizer interface ------------------------------------------------------------------------------------
 
 
-class BatchEncoding(dict):
+class BatchEncoding(dict[str, Any]):
     """What calling a tokenizer returns: ``input_ids``, ``attention_mask`` and maybe ``token_type_ids``."""
 
 
@@ -234,10 +209,18 @@ class PreTrainedTokenizer:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
     ) -> Self:
-        """Read a local folder, or a Hub repository through ``huggingface_hub``'s cache."""
-        files = TokenizerFiles.read(resolve_tokenizer_folder(name_or_path, revision=revision, cache_dir=cache_dir))
+        """Read a local folder, or a Hub repository through ``huggingface_hub``'s cache.
+
+        The folder or id is positional or, as in transformers, ``pretrained_model_name_or_path=``.
+        """
+        folder = resolve_tokenizer_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir)
+        files = TokenizerFiles.read(folder)
         if files.model_kind != cls.model_kind:
             raise TokenizerError(
                 f"{files.folder}: {cls.__name__} runs a {cls.model_kind} model, the files hold {files.model_kind}; "
@@ -257,7 +240,7 @@ class PreTrainedTokenizer:
             pre_tokenizer=pre_tokenizer_from_json(spec.get("pre_tokenizer")),
             decoder=decoder_from_json(spec.get("decoder")),
             template=template_from_json(spec.get("post_processor")),
-            **files.options(),
+            **tokenizer_options(files),
         )
 
     # Vocabulary.
@@ -477,8 +460,6 @@ class PreTrainedTokenizer:
     ) -> BatchEncoding:
         if return_tensors is None:
             return BatchEncoding({name: rows if batched else rows[0] for name, rows in columns.items()})
-        import torch
-
         if len({len(row) for row in columns["input_ids"]}) > 1:
             raise TokenizerError(
                 "the sequences have different lengths and cannot form one tensor: pass padding=True "
@@ -524,6 +505,34 @@ def as_ids(ids: Iterable[int]) -> list[int]:
     return ids.tolist() if hasattr(ids, "tolist") else [int(id) for id in ids]
 
 
+def tokenizer_options(files: TokenizerFiles) -> dict[str, Any]:
+    """The keyword arguments of PreTrainedTokenizer that the configuration files set."""
+    special_tokens: dict[str, str] = {}
+    for name in SPECIAL_TOKEN_NAMES:
+        value = files.config.get(name)
+        if isinstance(value, dict):
+            value = value["content"]
+        if isinstance(value, str):
+            special_tokens[name] = value
+    if files.tokenizer_json is not None:
+        added_tokens = [
+            AddedToken.from_json(token, token["id"]) for token in files.tokenizer_json.get("added_tokens", [])
+        ]
+    else:
+        decoder = files.config.get("added_tokens_decoder", {})
+        added_tokens = [AddedToken.from_json(token, int(id)) for id, token in decoder.items()]
+    return {
+        "added_tokens": added_tokens,
+        "special_tokens": special_tokens,
+        "model_max_length": int(files.config.get("model_max_length", VERY_LARGE_INTEGER)),
+        "padding_side": files.config.get("padding_side", "right"),
+        "truncation_side": files.config.get("truncation_side", "right"),
+        "clean_up_tokenization_spaces": bool(files.config.get("clean_up_tokenization_spaces", False)),
+        "name_or_path": str(files.folder),
+        "files": files,
+    }
+
+
 # --- The three tokenizers ---------------------------------------------------------------------------------------
 
 
@@ -548,7 +557,7 @@ class BertTokenizer(PreTrainedTokenizer):
         if files.tokenizer_json is not None:
             return super().from_files(files)
         vocab = files.read_vocab_txt()
-        options = files.options()
+        options = tokenizer_options(files)
         special = cls.default_special_tokens | options["special_tokens"]
         cls_id, sep_id, _ = special_ids(
             vocab, special, ("cls_token", "sep_token", "unk_token"), files.folder / "vocab.txt"
@@ -597,13 +606,13 @@ class RobertaTokenizer(PreTrainedTokenizer):
         vocab = read_json(vocab_path)
         lines = merges_path.read_text(encoding="utf-8").split("\n")
         merges = [tuple(line.split(" ", 1)) for line in lines if line and not line.startswith("#version")]
-        options = files.options()
+        options = tokenizer_options(files)
         special = cls.default_special_tokens | options["special_tokens"]
         cls_id, sep_id = special_ids(vocab, special, ("cls_token", "sep_token"), vocab_path)
         return cls(
             BPE(vocab, merges),
             normalizer=None,
-            pre_tokenizer=ByteLevelPreTokenizer(add_prefix_space=files.config.get("add_prefix_space", False)),
+            pre_tokenizer=ByteLevel(add_prefix_space=files.config.get("add_prefix_space", False)),
             decoder=byte_level_decode,
             template=Template.roberta(cls_id, sep_id),
             **options,
@@ -627,157 +636,3 @@ class AlbertTokenizer(PreTrainedTokenizer):
         "cls_token": "[CLS]",
         "mask_token": "[MASK]",
     }
-
-
-TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizer]] = {
-    "BertTokenizer": BertTokenizer,
-    "RobertaTokenizer": RobertaTokenizer,
-    "AlbertTokenizer": AlbertTokenizer,
-    "bert": BertTokenizer,
-    "roberta": RobertaTokenizer,
-    "albert": AlbertTokenizer,
-}
-
-
-class AutoTokenizer:
-    """Picks the tokenizer class for a folder, as ``transformers.AutoTokenizer`` does."""
-
-    def __init__(self) -> None:
-        raise TypeError("AutoTokenizer is a dispatcher: use AutoTokenizer.from_pretrained(...)")
-
-    @classmethod
-    def from_pretrained(
-        cls, name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
-    ) -> PreTrainedTokenizer:
-        """A BertTokenizer, RobertaTokenizer or AlbertTokenizer for a local folder or a Hub repository."""
-        files = TokenizerFiles.read(resolve_tokenizer_folder(name_or_path, revision=revision, cache_dir=cache_dir))
-        return tokenizer_class(files).from_files(files)
-
-
-def tokenizer_class(files: TokenizerFiles) -> type[PreTrainedTokenizer]:
-    """The class tokenizer_config.json's ``tokenizer_class`` names, else config.json's ``model_type``, else the
-    one that runs the model the files hold.
-
-    A name whose model the files do not hold is passed over: Chinese ALBERT checkpoints ship a BERT
-    ``vocab.txt``, so they get the BertTokenizer.
-    """
-    kind = files.model_kind
-    for name in (files.config.get("tokenizer_class"), files.model_type):
-        candidate = TOKENIZER_CLASSES.get(str(name).removesuffix("Fast"))
-        if candidate is not None and candidate.model_kind == kind:
-            return candidate
-    for candidate in (BertTokenizer, RobertaTokenizer, AlbertTokenizer):
-        if candidate.model_kind == kind:
-            return candidate
-    raise TokenizerError(
-        f"{files.folder / TOKENIZER_FILE}: model {kind!r} is not supported (supported: WordPiece, BPE, Unigram)"
-    )
-
-
-# --- Reading a tokenizer folder ---------------------------------------------------------------------------------
-
-
-def resolve_tokenizer_folder(
-    name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
-) -> Path:
-    """A local folder as it is; a Hub id's tokenizer files fetched into (or found in) the Hub cache."""
-    if hub.is_local(name_or_path):
-        folder = Path(name_or_path).expanduser()
-        if not folder.is_dir():
-            raise CheckpointNotFoundError(f"{folder}: no such tokenizer folder")
-        return folder
-    repo_id = str(name_or_path)
-    fetched = [
-        hub.hub_download(repo_id, name, revision, cache_dir)
-        for name in (TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, MODEL_CONFIG_FILE, TOKENIZER_FILE)
-    ]
-    if fetched[-1] is None:  # no tokenizer.json: the classic vocabulary files
-        fetched += [hub.hub_download(repo_id, name, revision, cache_dir) for name in VOCAB_FILES[1:]]
-    paths = [path for path in fetched if path is not None]
-    if not any(path.name in VOCAB_FILES for path in paths):
-        raise CheckpointNotFoundError(
-            f"Hub repository {repo_id!r} (revision {revision or 'main'}) has none of the tokenizer files "
-            f"{', '.join(VOCAB_FILES)}, or they are not in the local cache while HF_HUB_OFFLINE is set"
-        )
-    return paths[0].parent
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise TokenizerError(f"{path}: not a readable JSON file ({error})") from error
-
-
-@dataclass(frozen=True)
-class TokenizerFiles:
-    """The files of a tokenizer folder, read once."""
-
-    folder: Path
-    tokenizer_json: dict[str, Any] | None
-    config: dict[str, Any]  # tokenizer_config.json, with special_tokens_map.json over it
-    model_type: str | None  # config.json's, if there is one
-
-    @classmethod
-    def read(cls, folder: Path) -> TokenizerFiles:
-        def optional(name: str) -> dict[str, Any]:
-            return read_json(folder / name) if (folder / name).is_file() else {}
-
-        tokenizer_json = optional(TOKENIZER_FILE) or None
-        config = optional(TOKENIZER_CONFIG_FILE) | optional(SPECIAL_TOKENS_MAP_FILE)
-        files = cls(folder, tokenizer_json, config, optional(MODEL_CONFIG_FILE).get("model_type"))
-        if files.model_kind is None:
-            sentencepiece = (
-                " (a SentencePiece spiece.model alone is not read)" if (folder / "spiece.model").exists() else ""
-            )
-            raise CheckpointNotFoundError(
-                f"{folder}: no tokenizer files (looked for tokenizer.json, vocab.txt, vocab.json + merges.txt)"
-                + sentencepiece
-            )
-        return files
-
-    @property
-    def model_kind(self) -> str | None:
-        """The model the files hold: WordPiece, BPE or Unigram (None for none)."""
-        if self.tokenizer_json is not None:
-            return model_type(self.tokenizer_json.get("model", {}))
-        if (self.folder / "vocab.txt").is_file():
-            return "WordPiece"
-        if (self.folder / "vocab.json").is_file() and (self.folder / "merges.txt").is_file():
-            return "BPE"
-        return None
-
-    def read_vocab_txt(self) -> dict[str, int]:
-        """vocab.txt: one token a line, its id the line number."""
-        lines = (self.folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
-        if lines[-1] == "":  # the newline that ends the last line
-            lines.pop()
-        return {token: id for id, token in enumerate(lines)}
-
-    def options(self) -> dict[str, Any]:
-        """The keyword arguments of PreTrainedTokenizer that the configuration files set."""
-        special_tokens = {}
-        added_tokens = []
-        for name in SPECIAL_TOKEN_NAMES:
-            value = self.config.get(name)
-            if isinstance(value, dict):
-                value = value["content"]
-            if isinstance(value, str):
-                special_tokens[name] = value
-        if self.tokenizer_json is not None:
-            added_tokens = [
-                AddedToken.from_json(token, token["id"]) for token in self.tokenizer_json.get("added_tokens", [])
-            ]
-        else:
-            decoder = self.config.get("added_tokens_decoder", {})
-            added_tokens = [AddedToken.from_json(token, int(id)) for id, token in decoder.items()]
-        return {
-            "added_tokens": added_tokens,
-            "special_tokens": special_tokens,
-            "model_max_length": int(self.config.get("model_max_length", VERY_LARGE_INTEGER)),
-            "padding_side": self.config.get("padding_side", "right"),
-            "truncation_side": self.config.get("truncation_side", "right"),
-            "clean_up_tokenization_spaces": bool(self.config.get("clean_up_tokenization_spaces", False)),
-            "name_or_path": str(self.folder),
-            "files": self,
-        }

@@ -1,0 +1,46 @@
+"""Tokenizers written from scratch: BERT's WordPiece, RoBERTa's byte-level BPE and ALBERT's Unigram.
+
+They read a Hugging Face tokenizer folder and give the ids of ``transformers``' fast tokenizers, because
+they run the pipeline of the Rust ``tokenizers`` library stage by stage. The modules follow the text
+through it, and each imports only the ones before it:
+
+1. ``files``: the folder (a local path or a Hub id), read once into ``TokenizerFiles``;
+2. ``characters``: whitespace and Unicode categories, shared by the stages;
+3. ``normalizers``: text -> text (cleaning, lowercasing, accents, SentencePiece's rules);
+4. ``pre_tokenizers``: text -> words (whitespace and punctuation, GPT-2's bytes, ``▁``);
+5. ``models``: word -> tokens, the three algorithms: WordPiece, BPE, Unigram;
+6. ``templates``: ids -> ids with special tokens and token types;
+7. ``decoders``: tokens -> text;
+8. ``tokenizer``: added tokens, the stages put together, transformers' call interface, and
+   ``BertTokenizer``, ``RobertaTokenizer``, ``AlbertTokenizer``;
+9. ``auto``: ``AutoTokenizer``, which picks one of them for a folder.
+
+Where Rust and Python define something differently, the stages follow Rust, since the aim is the ids of
+``transformers``' fast tokenizers: whitespace is Unicode's White_Space (not ``str.isspace``), and
+lowercasing goes character by character (no word-final ς). One difference remains: the Unicode tables
+of each side have their own age (those inside tokenizers predate Unicode 9, Python 3.11's are Unicode
+14), so a few hundred rare code points assigned or reclassified since may normalise or split
+differently. The tests compare every code point of the blocks text is commonly written in.
+"""
+
+from minibert.errors import TokenizerError
+from minibert.tokenization.auto import AutoTokenizer
+from minibert.tokenization.tokenizer import (
+    AddedToken,
+    AlbertTokenizer,
+    BatchEncoding,
+    BertTokenizer,
+    PreTrainedTokenizer,
+    RobertaTokenizer,
+)
+
+__all__ = [
+    "AddedToken",
+    "AlbertTokenizer",
+    "AutoTokenizer",
+    "BatchEncoding",
+    "BertTokenizer",
+    "PreTrainedTokenizer",
+    "RobertaTokenizer",
+    "TokenizerError",
+]

@@ -1,0 +1,91 @@
+"""Decoders, tokens -> text: WordPiece's ``##`` glue, byte-level BPE's bytes, SentencePiece's ``▁``.
+
+Each is a function of a list of tokens (a ``Decoder``), built from the ``decoder`` of ``tokenizer.json``
+by ``decoder_from_json``, as tokenizers' ``decoders`` module defines it; each undoes a pre-tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from minibert.errors import TokenizerError
+from minibert.tokenization.pre_tokenizers import BYTE_TO_CHAR, prepend_scheme_from_json
+
+Decoder = Callable[[list[str]], str]
+
+# transformers' clean_up_tokenization_spaces; tokenizers' WordPiece decoder has one rule more.
+CLEANUPS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"))
+CLEANUPS += ((" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+WORDPIECE_CLEANUPS = (*CLEANUPS[:7], (" do not", " don't"), *CLEANUPS[7:])
+
+
+def clean_up_tokenization(text: str, rules: tuple[tuple[str, str], ...] = CLEANUPS) -> str:
+    """Remove the spaces tokenization put before punctuation and English contractions.
+
+    ``"it is n't here ."`` -> ``"it isn't here."``
+    """
+    for before, after in rules:
+        text = text.replace(before, after)
+    return text
+
+
+def wordpiece_decoder(prefix: str = "##", cleanup: bool = True) -> Decoder:
+    """Glue ``##`` pieces to the token before, put a space before the others.
+
+    ``cleanup`` removes the space before . ? ! , and a few English contractions, token by token as tokenizers
+    does (so " ' " across tokens is left alone): ``["un", "##aff", "##able", "."]`` -> ``"unaffable."``.
+    """
+
+    def decode(tokens: list[str]) -> str:
+        pieces = []
+        for i, token in enumerate(tokens):
+            if i > 0:
+                token = token.replace(prefix, "", 1) if token.startswith(prefix) else " " + token
+            pieces.append(clean_up_tokenization(token, WORDPIECE_CLEANUPS) if cleanup else token)
+        return "".join(pieces)
+
+    return decode
+
+
+CHAR_TO_BYTE = {char: byte for byte, char in enumerate(BYTE_TO_CHAR)}
+
+
+def byte_level_decode(tokens: list[str]) -> str:
+    """Map characters back to bytes and read them as UTF-8; broken sequences become U+FFFD.
+
+    ``["Hello", "Ġw", "Ã©"]`` -> ``"Hello wé"``.
+    """
+    data = bytearray()
+    for char in "".join(tokens):
+        byte = CHAR_TO_BYTE.get(char)
+        data += char.encode("utf-8") if byte is None else bytes((byte,))
+    return data.decode("utf-8", errors="replace")
+
+
+def metaspace_decoder(replacement: str = "▁", prepend_scheme: str = "always") -> Decoder:
+    """``▁`` back to spaces; the first token loses its ``▁`` when the pre-tokenizer prepended one."""
+
+    def decode(tokens: list[str]) -> str:
+        return "".join(
+            token.replace(replacement, "" if i == 0 and prepend_scheme != "never" else " ")
+            for i, token in enumerate(tokens)
+        )
+
+    return decode
+
+
+def decoder_from_json(spec: dict[str, Any] | None) -> Decoder:
+    """The decoder a ``tokenizer.json`` describes; without one, the tokens joined by spaces."""
+    if spec is None:
+        return " ".join
+    kind = spec["type"]
+    if kind == "WordPiece":
+        return wordpiece_decoder(spec.get("prefix", "##"), spec.get("cleanup", True))
+    if kind == "ByteLevel":
+        return byte_level_decode
+    if kind == "Metaspace":
+        return metaspace_decoder(spec.get("replacement", "▁"), prepend_scheme_from_json(spec))
+    raise TokenizerError(
+        f"tokenizer.json: decoder {kind!r} is not supported (supported: WordPiece, ByteLevel, Metaspace)"
+    )

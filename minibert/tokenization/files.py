@@ -1,0 +1,117 @@
+"""A tokenizer folder: finding it (a local path, or a Hub id through its cache) and reading its files once.
+
+``TokenizerFiles`` holds what the folder says: ``tokenizer.json`` (every stage's spec), the configuration
+files over one another, and which model the files hold; each later stage is built from it, and a
+tokenizer pickles as it. Without ``tokenizer.json``, ``vocab.txt`` or ``vocab.json`` + ``merges.txt`` give
+each model's classic setup.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from minibert import hub
+from minibert.errors import CheckpointNotFoundError, TokenizerError
+
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+MODEL_CONFIG_FILE = "config.json"
+# A folder needs one of these (or the pair vocab.json + merges.txt); the others only configure.
+VOCAB_FILES = (TOKENIZER_FILE, "vocab.txt", "vocab.json", "merges.txt")
+
+
+def resolve_tokenizer_folder(
+    name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
+    """A local folder as it is; a Hub id's tokenizer files fetched into (or found in) the Hub cache."""
+    if hub.is_local(name_or_path):
+        folder = Path(name_or_path).expanduser()
+        if not folder.is_dir():
+            raise CheckpointNotFoundError(f"{folder}: no such tokenizer folder")
+        return folder
+    repo_id = str(name_or_path)
+    fetched = [
+        hub.hub_download(repo_id, name, revision, cache_dir)
+        for name in (TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, MODEL_CONFIG_FILE, TOKENIZER_FILE)
+    ]
+    if fetched[-1] is None:  # no tokenizer.json: the classic vocabulary files
+        fetched += [hub.hub_download(repo_id, name, revision, cache_dir) for name in VOCAB_FILES[1:]]
+    paths = [path for path in fetched if path is not None]
+    if not any(path.name in VOCAB_FILES for path in paths):
+        raise CheckpointNotFoundError(
+            f"Hub repository {repo_id!r} (revision {revision or 'main'}) has none of the tokenizer files "
+            f"{', '.join(VOCAB_FILES)}, or they are not in the local cache while HF_HUB_OFFLINE is set"
+        )
+    return paths[0].parent
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a TokenizerError naming the file if it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TokenizerError(f"{path}: not a readable JSON file ({error})") from error
+
+
+@dataclass(frozen=True)
+class TokenizerFiles:
+    """The files of a tokenizer folder, read once."""
+
+    folder: Path
+    tokenizer_json: dict[str, Any] | None
+    config: dict[str, Any]  # tokenizer_config.json, with special_tokens_map.json over it
+    model_type: str | None  # config.json's, if there is one
+
+    @classmethod
+    def read(cls, folder: Path) -> TokenizerFiles:
+        def optional(name: str) -> dict[str, Any]:
+            return read_json(folder / name) if (folder / name).is_file() else {}
+
+        tokenizer_json = optional(TOKENIZER_FILE) or None
+        config = optional(TOKENIZER_CONFIG_FILE) | optional(SPECIAL_TOKENS_MAP_FILE)
+        files = cls(folder, tokenizer_json, config, optional(MODEL_CONFIG_FILE).get("model_type"))
+        if files.model_kind is None:
+            sentencepiece = (
+                " (a SentencePiece spiece.model alone is not read)" if (folder / "spiece.model").exists() else ""
+            )
+            raise CheckpointNotFoundError(
+                f"{folder}: no tokenizer files (looked for tokenizer.json, vocab.txt, vocab.json + merges.txt)"
+                + sentencepiece
+            )
+        return files
+
+    @property
+    def model_kind(self) -> str | None:
+        """The model the files hold: WordPiece, BPE or Unigram (None for none)."""
+        if self.tokenizer_json is not None:
+            return model_type(self.tokenizer_json.get("model", {}))
+        if (self.folder / "vocab.txt").is_file():
+            return "WordPiece"
+        if (self.folder / "vocab.json").is_file() and (self.folder / "merges.txt").is_file():
+            return "BPE"
+        return None
+
+    def read_vocab_txt(self) -> dict[str, int]:
+        """vocab.txt: one token a line, its id the line number."""
+        lines = (self.folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
+        if lines[-1] == "":  # the newline that ends the last line
+            lines.pop()
+        return {token: id for id, token in enumerate(lines)}
+
+
+def model_type(spec: dict[str, Any]) -> str | None:
+    """The type of a ``tokenizer.json`` model; some files written by early tokenizers versions leave it out.
+
+    Then its keys tell: ``{"vocab": ..., "merges": [...]}`` -> ``"BPE"``.
+    """
+    if "type" in spec:
+        return spec["type"]
+    if "merges" in spec:
+        return "BPE"
+    if "unk_id" in spec:
+        return "Unigram"
+    return "WordPiece" if "max_input_chars_per_word" in spec else None

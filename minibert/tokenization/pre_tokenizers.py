@@ -1,0 +1,149 @@
+"""Pre-tokenizers, text -> words: BERT's whitespace and punctuation split, GPT-2's byte-level split, a plain
+whitespace split, and SentencePiece's ``▁`` for spaces.
+
+Each is a function of a text and of whether that text opens the input (a ``PreTokenizer``), built from
+its entry in ``tokenizer.json`` by ``pre_tokenizer_from_json``, as tokenizers' ``pre_tokenizers`` module
+defines it. The model then splits each word on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from minibert.errors import TokenizerError
+from minibert.tokenization.characters import WHITESPACE, category_class
+
+# A pre-tokenizer splits a text into words; the flag says whether the text opens the input.
+PreTokenizer = Callable[[str, bool], list[str]]
+
+WHITESPACE_CLASS = "".join(map(re.escape, WHITESPACE))
+# BERT counts all printable ASCII that is not a letter or digit as punctuation, besides Unicode's P*.
+ASCII_PUNCTUATION = "".join(chr(cp) for cp in [*range(33, 48), *range(58, 65), *range(91, 97), *range(123, 127)])
+
+
+def _bytes_to_chars() -> list[str]:
+    """GPT-2's byte-to-character table: printable bytes stand for themselves, the others move past U+00FF.
+
+    Every byte thus has a visible character, and BPE never meets a space or a control character:
+    ``b"a"`` -> ``"a"``, ``b" "`` -> ``"Ġ"`` (U+0120), ``b"\\n"`` -> ``"Ċ"``.
+    """
+    printable = {*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)}
+    moved = iter(range(256, 512))
+    return [chr(byte) if byte in printable else chr(next(moved)) for byte in range(256)]
+
+
+BYTE_TO_CHAR = _bytes_to_chars()
+
+
+class BertPreTokenizer:
+    """Split at whitespace, and make every punctuation character a word of its own."""
+
+    def __init__(self) -> None:
+        punctuation = category_class("P") + re.escape(ASCII_PUNCTUATION)
+        self.pattern = re.compile(f"[^{WHITESPACE_CLASS}{punctuation}]+|[{punctuation}]")
+
+    def __call__(self, text: str, at_start: bool) -> list[str]:
+        return self.pattern.findall(text)
+
+
+class ByteLevel:
+    """GPT-2's split into words (contractions, letter runs, digit runs, other runs, spaces), then bytes as chars.
+
+    The regex is GPT-2's, with ``\\p{L}``, ``\\p{N}`` and ``\\s`` spelled out as character classes.
+    """
+
+    def __init__(self, add_prefix_space: bool = False, use_regex: bool = True) -> None:
+        self.add_prefix_space = add_prefix_space
+        self.use_regex = use_regex
+        letters, numbers, space = category_class("L"), category_class("N"), WHITESPACE_CLASS
+        self.pattern = re.compile(
+            rf"'s|'t|'re|'ve|'m|'ll|'d| ?[{letters}]+| ?[{numbers}]+| ?[^{space}{letters}{numbers}]+"
+            rf"|[{space}]+(?![^{space}])|[{space}]+"
+        )
+
+    def __call__(self, text: str, at_start: bool) -> list[str]:
+        if self.add_prefix_space and not text.startswith(" "):
+            text = " " + text
+        words = self.pattern.findall(text) if self.use_regex else [text]
+        return [word.encode("utf-8").decode("latin-1").translate(BYTE_TO_CHAR) for word in words]
+
+
+class WhitespaceSplit:
+    """Split at whitespace, dropping it."""
+
+    pattern = re.compile(f"[^{WHITESPACE_CLASS}]+")
+
+    def __call__(self, text: str, at_start: bool) -> list[str]:
+        return self.pattern.findall(text)
+
+
+class Metaspace:
+    """SentencePiece's view of spaces: each becomes ``▁``, which then starts a new word.
+
+    ``prepend_scheme`` puts a ``▁`` before every text ("always"), only before the start of the input
+    ("first"), or nowhere ("never"), so that a word looks the same at the start and inside a sentence.
+    """
+
+    def __init__(self, replacement: str = "▁", prepend_scheme: str = "always", split: bool = True) -> None:
+        if prepend_scheme not in ("always", "first", "never"):
+            raise TokenizerError(f"Metaspace prepend_scheme must be always, first or never, not {prepend_scheme!r}")
+        self.replacement = replacement
+        self.prepend_scheme = prepend_scheme
+        self.split = split
+        self.pattern = re.compile(f"(?={re.escape(replacement)})")
+
+    def __call__(self, text: str, at_start: bool) -> list[str]:
+        text = text.replace(" ", self.replacement)
+        prepend = self.prepend_scheme == "always" or (self.prepend_scheme == "first" and at_start)
+        if prepend and not text.startswith(self.replacement):
+            text = self.replacement + text
+        return [word for word in self.pattern.split(text) if word] if self.split else [text]
+
+
+def pre_tokenizer_sequence(steps: list[PreTokenizer]) -> PreTokenizer:
+    """Run each step on every word of the previous one; only a word at offset 0 still opens the input."""
+
+    def pre_tokenize(text: str, at_start: bool) -> list[str]:
+        words = [(text, at_start)]
+        for step in steps:
+            words = [
+                (word, opens and i == 0 and piece.startswith(word))
+                for piece, opens in words
+                for i, word in enumerate(step(piece, opens))
+            ]
+        return [word for word, _ in words]
+
+    return pre_tokenize
+
+
+def pre_tokenizer_from_json(spec: dict[str, Any] | None) -> PreTokenizer:
+    """The pre-tokenizer a ``tokenizer.json`` describes; without one, a text is a single word (an empty one, none)."""
+    if spec is None:
+        return lambda text, at_start: [text] if text else []
+    kind = spec["type"]
+    if kind == "Sequence":
+        return pre_tokenizer_sequence([pre_tokenizer_from_json(step) for step in spec["pretokenizers"]])
+    if kind == "BertPreTokenizer":
+        return BertPreTokenizer()
+    if kind == "ByteLevel":
+        return ByteLevel(spec.get("add_prefix_space", False), spec.get("use_regex", True))
+    if kind == "WhitespaceSplit":
+        return WhitespaceSplit()
+    if kind == "Metaspace":
+        return Metaspace(spec.get("replacement", "▁"), prepend_scheme_from_json(spec), spec.get("split", True))
+    raise TokenizerError(
+        f"tokenizer.json: pre-tokenizer {kind!r} is not supported "
+        "(supported: BertPreTokenizer, ByteLevel, WhitespaceSplit, Metaspace, Sequence)"
+    )
+
+
+def prepend_scheme_from_json(spec: dict[str, Any]) -> str:
+    """Metaspace's prepend scheme; files older than tokenizers 0.19 say add_prefix_space instead.
+
+    The Metaspace decoder reads it too, to know whether the first token's ``▁`` was prepended.
+    """
+    if "prepend_scheme" in spec:
+        return spec["prepend_scheme"]
+    return "always" if spec.get("add_prefix_space", True) else "never"

@@ -1,0 +1,88 @@
+"""Templates, ids -> ids: the special tokens around one sequence or a pair, and each part's token type.
+
+tokenizers calls them post-processors (TemplateProcessing, BertProcessing, RobertaProcessing); here each
+is a ``Template``, built from the ``post_processor`` of ``tokenizer.json`` by ``template_from_json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from minibert.errors import TokenizerError
+
+TemplateItem = tuple[str | int, int]  # ("A" | "B" | a special token's id, token type id)
+
+
+@dataclass(frozen=True)
+class Template:
+    """Where special tokens go around one sequence ``A`` or a pair ``A``, ``B``, and each part's token type.
+
+    Items are ``("A" | "B" | special token id, token type id)``: tokenizers' post-processor. Without special
+    tokens, ``B`` gets ``bare_pair_type_id`` (RoBERTa's processor leaves every type 0).
+    """
+
+    single: tuple[TemplateItem, ...] = (("A", 0),)
+    pair: tuple[TemplateItem, ...] = (("A", 0), ("B", 1))
+    bare_pair_type_id: int = 1
+
+    @classmethod
+    def bert(cls, cls_id: int, sep_id: int) -> Template:
+        """``[CLS] A [SEP]`` and ``[CLS] A [SEP] B [SEP]``, with ``B [SEP]`` of type 1."""
+        single = ((cls_id, 0), ("A", 0), (sep_id, 0))
+        return cls(single, (*single, ("B", 1), (sep_id, 1)))
+
+    @classmethod
+    def roberta(cls, cls_id: int, sep_id: int) -> Template:
+        """``<s> A </s>`` and ``<s> A </s></s> B </s>``, all of type 0."""
+        single = ((cls_id, 0), ("A", 0), (sep_id, 0))
+        return cls(single, (*single, (sep_id, 0), ("B", 0), (sep_id, 0)), bare_pair_type_id=0)
+
+    def apply(
+        self, first: list[int], second: list[int] | None, add_special_tokens: bool
+    ) -> tuple[list[int], list[int]]:
+        """The ids of one or two sequences with special tokens added, and their token type ids.
+
+        With ``Template.bert(101, 102)``: ``[7, 8], [9]`` -> ``[101, 7, 8, 102, 9, 102], [0, 0, 0, 0, 1, 1]``.
+        """
+        if not add_special_tokens:
+            second = second or []
+            return first + second, [0] * len(first) + [self.bare_pair_type_id] * len(second)
+        ids: list[int] = []
+        types: list[int] = []
+        for item, type_id in self.single if second is None else self.pair:
+            part = first if item == "A" else second if item == "B" else [item]
+            ids += part
+            types += [type_id] * len(part)
+        return ids, types
+
+    def num_special_tokens(self, pair: bool) -> int:
+        return sum(item not in ("A", "B") for item, _ in (self.pair if pair else self.single))
+
+
+def template_from_json(spec: dict[str, Any] | None) -> Template:
+    """tokenizers' TemplateProcessing, RobertaProcessing or BertProcessing as a Template."""
+    if spec is None:
+        return Template()
+    kind = spec["type"]
+    if kind == "TemplateProcessing":
+        ids = {name: token["ids"] for name, token in spec["special_tokens"].items()}
+
+        def items(template: list[dict[str, Any]]) -> tuple[TemplateItem, ...]:
+            result: list[TemplateItem] = []
+            for piece in template:
+                if "Sequence" in piece:
+                    result.append((piece["Sequence"]["id"], piece["Sequence"]["type_id"]))
+                else:
+                    result += [(id, piece["SpecialToken"]["type_id"]) for id in ids[piece["SpecialToken"]["id"]]]
+            return tuple(result)
+
+        return Template(items(spec["single"]), items(spec["pair"]))
+    if kind == "RobertaProcessing":
+        return Template.roberta(spec["cls"][1], spec["sep"][1])
+    if kind == "BertProcessing":
+        return Template.bert(spec["cls"][1], spec["sep"][1])
+    raise TokenizerError(
+        f"tokenizer.json: post-processor {kind!r} is not supported "
+        "(supported: TemplateProcessing, RobertaProcessing, BertProcessing)"
+    )
