@@ -10,6 +10,7 @@ from minibert.albert import (
     AlbertModel,
 )
 from minibert.auto import (
+    AutoConfig,
     AutoModel,
     AutoModelForMaskedLM,
     AutoModelForMultipleChoice,
@@ -35,7 +36,7 @@ from minibert.bert import (
     RobertaForTokenClassification,
     RobertaModel,
 )
-from minibert.config import AlbertConfig, AutoConfig, BertConfig, RobertaConfig
+from minibert.config import AlbertConfig, BertConfig, RobertaConfig
 from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError, TokenizerError
 from minibert.loading import LoadReport
 from minibert.pretrained import PreTrainedModel

@@ -10,14 +10,14 @@ Two differences from BERT, and only these are written here:
   fewer layer tensors than the model runs; ``AlbertTransformer.schedule()`` says which
   tensor serves which steps.
 
-Attention, the embeddings, the forward pass and the heads shared with BERT come from
-``minibert.bert``. Mirrors transformers/models/albert/modeling_albert.py.
+Attention, the embeddings, the forward pass (``EncoderModel``) and the heads shared with
+BERT come from ``minibert.bert``. Mirrors transformers/models/albert/modeling_albert.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +30,9 @@ from minibert.bert import (
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
-    BertModel,
     BertPreTrainedModel,
     Embeddings,
+    EncoderModel,
     SelfAttention,
     keep_features,
     masked_lm_loss,
@@ -40,7 +40,7 @@ from minibert.bert import (
 )
 from minibert.config import AlbertConfig, EncoderConfig
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, SOPPreTrainingOutput
-from minibert.pretrained import PreTrainedModel
+from minibert.pretrained import OutputFlags
 
 
 class AlbertAttention(SelfAttention):
@@ -58,10 +58,11 @@ class AlbertAttention(SelfAttention):
         context, probs = super().forward(hidden_states, mask, output_attentions)  # (B, T, H)
         return self.LayerNorm(hidden_states + self.output_dropout(self.dense(context))), probs
 
-    def prune_heads(self, heads: Iterable[int]) -> Tensor:
+    def prune_heads(self, heads: Iterable[int]) -> Tensor | None:
         """Remove ``heads`` from query, key and value, and the columns of ``dense`` that read them."""
         index = super().prune_heads(heads)
-        keep_features(self.dense, index, dim=1)
+        if index is not None:
+            keep_features(self.dense, index, dim=1)
         return index
 
 
@@ -101,7 +102,7 @@ class AlbertTransformer(nn.Module):
         self.num_hidden_groups = config.num_hidden_groups
         self.embedding_hidden_mapping_in = nn.Linear(config.embedding_size, config.hidden_size)
         self.albert_layer_groups = nn.ModuleList(AlbertLayerGroup(config) for _ in range(config.num_hidden_groups))
-        self.gradient_checkpointing = False  # see PreTrainedModel.gradient_checkpointing_enable
+        self.gradient_checkpointing: dict[str, Any] | None = None  # see PreTrainedModel.gradient_checkpointing_enable
 
     def schedule(self) -> list[tuple[int, int]]:
         """(group, inner layer) for every layer the model runs, in order."""
@@ -118,13 +119,13 @@ class AlbertTransformer(nn.Module):
         self,
         embeddings: Tensor,  # (B, T, E)
         mask: AttentionMask,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        output_hidden_states: bool,
+        output_attentions: bool,
     ) -> BaseModelOutputWithPooling:
         # As in transformers, hidden_states holds the projected embeddings, then every layer run.
         layers = [self.albert_layer_groups[group].albert_layers[inner] for group, inner in self.schedule()]
         hidden_states = self.embedding_hidden_mapping_in(embeddings)  # (B, T, H)
-        recompute = self.gradient_checkpointing and self.training
+        recompute = self.gradient_checkpointing if self.training else None
         return run_layers(layers, hidden_states, mask, output_hidden_states, output_attentions, recompute)
 
 
@@ -169,6 +170,10 @@ class AlbertPreTrainedModel(BertPreTrainedModel):
     config_class: ClassVar[type[EncoderConfig]] = AlbertConfig
     base_model_prefix: ClassVar[str] = "albert"
 
+    @classmethod
+    def base_model_class(cls) -> type[EncoderModel]:
+        return AlbertModel
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -189,22 +194,19 @@ class AlbertPreTrainedModel(BertPreTrainedModel):
         return uses
 
 
-class AlbertModel(AlbertPreTrainedModel):
-    """Factorised embeddings, the shared encoder and (optionally) the pooler: ``transformers.AlbertModel``."""
+class AlbertModel(AlbertPreTrainedModel, EncoderModel):
+    """Factorised embeddings, the shared encoder and (optionally) the pooler: ``transformers.AlbertModel``.
 
-    padded_positions: ClassVar[bool] = False
+    Its forward pass is BERT's (``EncoderModel.forward``): only the modules differ.
+    """
 
     def __init__(self, config: AlbertConfig, add_pooling_layer: bool = True, init_weights: bool = True) -> None:
         super().__init__(config)
         self.embeddings = Embeddings(config, width=config.embedding_size)
         self.encoder = AlbertTransformer(config)
         self.pooler = AlbertPooler(config.hidden_size, config.hidden_size) if add_pooling_layer else None
-        self.unpad = False  # see PreTrainedModel.set_unpadding
         if init_weights:
             self.post_init()
-
-    # The same path as BERT: check the inputs, embed, build the mask, encode, pool.
-    forward = BertModel.forward
 
 
 class AlbertForMaskedLM(AlbertPreTrainedModel):
@@ -217,7 +219,7 @@ class AlbertForMaskedLM(AlbertPreTrainedModel):
 
     def __init__(self, config: AlbertConfig) -> None:
         super().__init__(config)
-        self.albert = AlbertModel(config, add_pooling_layer=False, init_weights=False)
+        self.add_base_model(add_pooling_layer=False)
         self.predictions = AlbertMLMHead(config)
         self.post_init()
 
@@ -228,19 +230,11 @@ class AlbertForMaskedLM(AlbertPreTrainedModel):
         token_type_ids: Tensor | None = None,
         position_ids: Tensor | None = None,
         inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        labels: Tensor | None = None,  # (B, T): the true token at masked positions, -100 elsewhere
+        **flags: Unpack[OutputFlags],
     ) -> LogitsOutput:
-        outputs = self.albert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
         logits = self.predictions(outputs.last_hidden_state)  # (B, T, V)
         return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
 
@@ -252,7 +246,7 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
 
     def __init__(self, config: AlbertConfig) -> None:
         super().__init__(config)
-        self.albert = AlbertModel(config, init_weights=False)
+        self.add_base_model()
         self.predictions = AlbertMLMHead(config)
         self.sop_classifier = AlbertSOPHead(config)
         self.post_init()
@@ -264,20 +258,12 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
         token_type_ids: Tensor | None = None,
         position_ids: Tensor | None = None,
         inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        sentence_order_label: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        labels: Tensor | None = None,  # (B, T), as in AlbertForMaskedLM
+        sentence_order_label: Tensor | None = None,  # (B,): 0 = segments in order, 1 = swapped
+        **flags: Unpack[OutputFlags],
     ) -> SOPPreTrainingOutput:
-        outputs = self.albert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
         prediction_logits = self.predictions(outputs.last_hidden_state)  # (B, T, V)
         sop_logits = self.sop_classifier(outputs.pooler_output)  # (B, 2)
         loss = None
@@ -289,16 +275,16 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
 
 
 class AlbertForSequenceClassification(AlbertPreTrainedModel, BertForSequenceClassification):
-    base_model_class: ClassVar[type[PreTrainedModel]] = AlbertModel
+    """BertForSequenceClassification on ALBERT's encoder."""
 
 
 class AlbertForTokenClassification(AlbertPreTrainedModel, BertForTokenClassification):
-    base_model_class: ClassVar[type[PreTrainedModel]] = AlbertModel
+    """BertForTokenClassification on ALBERT's encoder."""
 
 
 class AlbertForQuestionAnswering(AlbertPreTrainedModel, BertForQuestionAnswering):
-    base_model_class: ClassVar[type[PreTrainedModel]] = AlbertModel
+    """BertForQuestionAnswering on ALBERT's encoder."""
 
 
 class AlbertForMultipleChoice(AlbertPreTrainedModel, BertForMultipleChoice):
-    base_model_class: ClassVar[type[PreTrainedModel]] = AlbertModel
+    """BertForMultipleChoice on ALBERT's encoder."""

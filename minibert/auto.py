@@ -1,4 +1,8 @@
-"""``AutoModel*``: pick the model class from ``config.json``'s ``model_type``, as transformers does."""
+"""``AutoConfig`` and ``AutoModel*``: the class is chosen by ``config.json``'s ``model_type``, as in transformers.
+
+Each ``AutoModel*`` class is a table from ``model_type`` to the model class of one task; a new
+architecture adds its classes to the tables here. (``AutoTokenizer`` lives with the tokenizers.)
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,32 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from minibert import albert, bert
-from minibert.config import AutoConfig, EncoderConfig
+from minibert.config import EncoderConfig, config_class_for, read_config_json
 from minibert.errors import ConfigError
+from minibert.hub import resolve_config_file
 from minibert.pretrained import PreTrainedModel
+
+
+class AutoConfig:
+    """Reads ``config.json`` and returns the config class its ``model_type`` names."""
+
+    def __init__(self) -> None:
+        raise TypeError("AutoConfig is a dispatcher: use AutoConfig.from_pretrained(...)")
+
+    @staticmethod
+    def from_pretrained(
+        pretrained_model_name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        **overrides: Any,
+    ) -> EncoderConfig:
+        path = resolve_config_file(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir)
+        values = read_config_json(path)
+        try:
+            return config_class_for(values, path).from_dict(values, **overrides)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from error
 
 
 class _AutoModel:
@@ -29,26 +56,24 @@ class _AutoModel:
 
     @classmethod
     def from_config(cls, config: EncoderConfig) -> PreTrainedModel:
+        """A new, randomly initialised model of the class ``config.model_type`` names."""
         return cls.model_class(config)(config)
 
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | Path,
+        pretrained_model_name_or_path: str | Path | None,
         *,
-        revision: str | None = None,
-        cache_dir: str | Path | None = None,
+        config: EncoderConfig | None = None,
         **kwargs: Any,
     ) -> PreTrainedModel:
         """Load with the class that ``model_type`` names; ``kwargs`` as in ``PreTrainedModel.from_pretrained``."""
-        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOAD_ARGUMENTS}
-        config = AutoConfig.from_pretrained(name_or_path, revision=revision, cache_dir=cache_dir, **overrides)
-        return cls.model_class(config).from_pretrained(
-            name_or_path, config=config, revision=revision, cache_dir=cache_dir, **kwargs
-        )
-
-
-_LOAD_ARGUMENTS = {"dtype", "device", "ignore_mismatched_sizes", "attn_implementation"}
+        if config is None:
+            if pretrained_model_name_or_path is None:
+                raise ValueError(f"{cls.__name__}.from_pretrained(None) needs config= to pick the model class")
+            where = {k: kwargs[k] for k in ("revision", "cache_dir") if k in kwargs}
+            config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **where)
+        return cls.model_class(config).from_pretrained(pretrained_model_name_or_path, config=config, **kwargs)
 
 
 class AutoModel(_AutoModel):

@@ -1,21 +1,25 @@
 """BERT and RoBERTa, from token ids to logits, in one reading path.
 
-The two architectures differ in a few named places: RoBERTa counts positions
-from ``pad_token_id + 1`` and skips padding, its MLM head is called ``lm_head``,
-and its sentence classifier works on the first token instead of the pooler.
-Everything else is the same module, used by both.
+Read top to bottom, the way the data flows: embeddings, attention (where the two layouts
+a batch can take are explained), one layer, the stack of layers, the pooler, the base
+models, then the heads that turn hidden states into scores. Input checks and small tensor
+helpers come last, after what they serve.
 
-Module and attribute names follow the checkpoints' keys (``encoder.layer.0.
-attention.self.query``) so that ``state_dict()`` equals transformers' key for key;
-that is why ``LayerNorm`` is capitalised, as in the original TF code.
-Mirrors transformers/models/bert/modeling_bert.py and roberta/modeling_roberta.py.
+RoBERTa is BERT with three named differences: positions count from ``pad_token_id + 1``
+and skip padding, its MLM head is called ``lm_head``, and its sentence classifier works on
+the first token instead of the pooler. Everything else is the same module, used by both.
+
+Module and attribute names follow the checkpoints' keys (``encoder.layer.0.attention.self.
+query``) so that ``state_dict()`` equals transformers' key for key; that is why ``LayerNorm``
+is capitalised, as in the original TF code. Mirrors transformers/models/bert/modeling_bert.py
+and transformers/models/roberta/modeling_roberta.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -31,26 +35,17 @@ from minibert.outputs import (
     PreTrainingOutput,
     QuestionAnsweringModelOutput,
 )
-from minibert.pretrained import PreTrainedModel
+from minibert.pretrained import OutputFlags, PreTrainedModel
 
-# -- the encoder ----------------------------------------------------------------------
-
-
-def embedding(rows: int, width: int, padding_idx: int | None = None) -> nn.Embedding:
-    """An ``nn.Embedding`` without torch's own init: ``_init_weights`` sets it (or the checkpoint does).
-
-    Besides wasted work, torch's ``normal_`` on the meta device (used while loading) imports
-    torch._dynamo on first use, which costs over a second.
-    """
-    return nn.Embedding(rows, width, padding_idx=padding_idx, _weight=torch.empty(rows, width))
+# -- embeddings ---------------------------------------------------------------------------
 
 
 class Embeddings(nn.Module):
     """Word + position + token-type embeddings, then LayerNorm and dropout (``BertEmbeddings``).
 
-    With ``padded_positions`` (RoBERTa) positions count from ``pad_token_id + 1``
-    over real tokens only, and padding tokens keep position ``pad_token_id``.
-    ``width`` is the hidden size, except in ALBERT, whose narrower embeddings are projected up.
+    With ``padded_positions`` (RoBERTa) positions count from ``pad_token_id + 1`` over real
+    tokens only, and padding tokens keep position ``pad_token_id``. ``width`` is the hidden
+    size, except in ALBERT, whose narrower embeddings are projected up.
     """
 
     def __init__(self, config: EncoderConfig, padded_positions: bool = False, width: int | None = None) -> None:
@@ -65,24 +60,18 @@ class Embeddings(nn.Module):
         self.token_type_embeddings = embedding(config.type_vocab_size, width)
         self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        # Defaults for position_ids and token_type_ids: computed, never saved.
+        # Defaults for position_ids and token_type_ids: computed by reset_buffers (at init), never saved.
         rows = config.max_position_embeddings
         self.register_buffer("position_ids", torch.empty(1, rows, dtype=torch.long), persistent=False)
         self.register_buffer("token_type_ids", torch.empty(1, rows, dtype=torch.long), persistent=False)
-        if not self.position_ids.is_meta:  # on meta (while loading) the loader calls it after allocating
-            self.reset_buffers()
-
-    def reset_buffers(self) -> None:
-        self.position_ids.copy_(torch.arange(self.position_ids.shape[1], device=self.position_ids.device))
-        self.token_type_ids.zero_()
 
     def forward(
         self,
-        input_ids: torch.Tensor | None = None,  # (B, T)
-        token_type_ids: torch.Tensor | None = None,  # (B, T)
-        position_ids: torch.Tensor | None = None,  # (B, T)
-        inputs_embeds: torch.Tensor | None = None,  # (B, T, H)
-    ) -> torch.Tensor:
+        input_ids: Tensor | None = None,  # (B, T)
+        token_type_ids: Tensor | None = None,  # (B, T)
+        position_ids: Tensor | None = None,  # (B, T)
+        inputs_embeds: Tensor | None = None,  # (B, T, H)
+    ) -> Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
         batch, length = inputs_embeds.shape[:2]
@@ -100,6 +89,58 @@ class Embeddings(nn.Module):
             inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
         )  # (B, T, H)
         return self.dropout(self.LayerNorm(embeddings))
+
+    def reset_buffers(self) -> None:
+        self.position_ids.copy_(torch.arange(self.position_ids.shape[1], device=self.position_ids.device))
+        self.token_type_ids.zero_()
+
+
+# -- attention ----------------------------------------------------------------------------
+
+
+@dataclass
+class AttentionMask:
+    """What attention needs to know about padding, and the layout the layers work in.
+
+    A batch of B sequences padded to length T can flow through the layers in two layouts:
+
+    * padded, (B, T, H): every position, padding included, as transformers computes it;
+    * unpadded, (N, H): only the N real tokens of the batch, one row each, in order. The
+      projections, feed-forward blocks and LayerNorms then skip the padding's work.
+
+    Attention is the one step that needs to see sequences, so it puts the rows back into the
+    (B, T) layout with ``to_batch`` and returns to (N, H) with ``to_tokens``; in the padded
+    layout both are no-ops. ``bias`` (B, 1, 1, T) is added to the attention scores: 0 where a
+    token may be attended, the dtype's most negative value at padding.
+    """
+
+    bias: Tensor | None
+    tokens: Tensor | None = None  # (N,): flat positions of the real tokens in the (B * T) batch; None: padded
+    shape: tuple[int, int] = (0, 0)  # (B, T) of the padded batch
+
+    @classmethod
+    def from_padding(cls, attention_mask: Tensor | None, dtype: torch.dtype, unpad: bool = False) -> AttentionMask:
+        """From a (B, T) mask of 1 = token, 0 = padding; ``unpad`` only matters if there is padding."""
+        if attention_mask is None:
+            return cls(None)
+        keep = attention_mask[:, None, None, :].to(dtype)  # (B, 1, 1, T)
+        bias = (1.0 - keep) * torch.finfo(dtype).min
+        # Unpadding makes shapes depend on the data: compiled graphs keep the padded layout.
+        if not unpad or torch.compiler.is_compiling() or bool(attention_mask.all()):
+            return cls(bias)
+        tokens = attention_mask.flatten().nonzero().squeeze(1)  # (N,)
+        return cls(bias, tokens, tuple(attention_mask.shape))
+
+    def to_tokens(self, x: Tensor) -> Tensor:
+        """(B, T, F) -> (N, F): keep the real tokens."""
+        return x if self.tokens is None else x.reshape(-1, x.shape[-1]).index_select(0, self.tokens)
+
+    def to_batch(self, x: Tensor) -> Tensor:
+        """(N, F) -> (B, T, F): put the real tokens back in place, zeros at padding."""
+        if self.tokens is None:
+            return x
+        batch = x.new_zeros(self.shape[0] * self.shape[1], x.shape[-1]).index_copy(0, self.tokens, x)
+        return batch.view(*self.shape, -1)
 
 
 class SelfAttention(nn.Module):
@@ -120,30 +161,12 @@ class SelfAttention(nn.Module):
         self.dropout_prob = config.attention_probs_dropout_prob
         self.attn_implementation = "sdpa"
 
-    def prune_heads(self, heads: Iterable[int]) -> Tensor:
-        """Remove ``heads`` (numbered as in the unpruned layer) from query, key and value.
-
-        Returns the indices of the features kept, for the caller to cut the output projection's inputs.
-        Heads already gone are skipped, so pruning twice is harmless.
-        """
-        drop = set(heads)
-        keep = [i for i, head in enumerate(self.kept_heads) if head not in drop]
-        device = self.query.weight.device
-        index = torch.tensor(keep, dtype=torch.long, device=device)[:, None] * self.head_size
-        index = (index + torch.arange(self.head_size, device=device)).flatten()  # (kept * hs,)
-        for projection in (self.query, self.key, self.value):
-            keep_features(projection, index, dim=0)
-        self.kept_heads = [self.kept_heads[i] for i in keep]
-        self.num_heads = len(keep)
-        return index
-
     def forward(
         self,
-        hidden_states: Tensor,  # (B, T, H), or (N, H) when the encoder runs unpadded
+        hidden_states: Tensor,  # (B, T, H), or (N, H) unpadded
         mask: AttentionMask,
         output_attentions: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
-        # Attention is the one step that needs the (B, T) layout: to_batch is a no-op unless unpadded.
         q, k, v = (mask.to_batch(proj(hidden_states)) for proj in (self.query, self.key, self.value))  # (B, T, H)
         batch, length, _ = q.shape
         heads = (batch, length, self.num_heads, self.head_size)
@@ -164,14 +187,24 @@ class SelfAttention(nn.Module):
         context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, nh * hs)
         return mask.to_tokens(context), probs
 
+    def prune_heads(self, heads: Iterable[int]) -> Tensor | None:
+        """Remove ``heads`` (numbered as in the unpruned layer) from query, key and value.
 
-@torch.no_grad()
-def keep_features(linear: nn.Linear, index: Tensor, dim: int) -> None:
-    """Keep only the output features (``dim=0``) or input features (``dim=1``) of ``linear`` listed in ``index``."""
-    linear.weight = nn.Parameter(linear.weight.index_select(dim, index), linear.weight.requires_grad)
-    if dim == 0 and linear.bias is not None:
-        linear.bias = nn.Parameter(linear.bias.index_select(0, index), linear.bias.requires_grad)
-    linear.out_features, linear.in_features = linear.weight.shape
+        Returns the indices of the features kept, for the caller to cut the output projection's
+        inputs, or None if none of ``heads`` is still here (pruning twice is harmless).
+        """
+        drop = set(heads) & set(self.kept_heads)
+        if not drop:
+            return None
+        keep = [i for i, head in enumerate(self.kept_heads) if head not in drop]
+        device = self.query.weight.device
+        index = torch.tensor(keep, dtype=torch.long, device=device)[:, None] * self.head_size
+        index = (index + torch.arange(self.head_size, device=device)).flatten()  # (kept * hs,)
+        for projection in (self.query, self.key, self.value):
+            keep_features(projection, index, dim=0)
+        self.kept_heads = [self.kept_heads[i] for i in keep]
+        self.num_heads = len(keep)
+        return index
 
 
 class AddAndNorm(nn.Module):
@@ -183,7 +216,7 @@ class AddAndNorm(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: Tensor, residual: Tensor) -> Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)  # (B, T, H)
 
 
@@ -203,7 +236,12 @@ class Attention(nn.Module):
 
     def prune_heads(self, heads: Iterable[int]) -> None:
         """Remove ``heads``: their query, key and value rows, and the output projection's columns that read them."""
-        keep_features(self.output.dense, self.self.prune_heads(heads), dim=1)
+        index = self.self.prune_heads(heads)
+        if index is not None:
+            keep_features(self.output.dense, index, dim=1)
+
+
+# -- one layer, and the stack of layers ----------------------------------------------------
 
 
 class Intermediate(nn.Module):
@@ -214,7 +252,7 @@ class Intermediate(nn.Module):
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.activation = ACTIVATIONS[config.hidden_act]
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: Tensor) -> Tensor:
         return self.activation(self.dense(hidden_states))  # (B, T, intermediate_size)
 
 
@@ -240,16 +278,12 @@ class Encoder(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.layer = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
-        self.gradient_checkpointing = False  # see PreTrainedModel.gradient_checkpointing_enable
+        self.gradient_checkpointing: dict[str, Any] | None = None  # see PreTrainedModel.gradient_checkpointing_enable
 
     def forward(
-        self,
-        hidden_states: Tensor,  # (B, T, H)
-        mask: AttentionMask,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        self, hidden_states: Tensor, mask: AttentionMask, output_hidden_states: bool, output_attentions: bool
     ) -> BaseModelOutputWithPooling:
-        recompute = self.gradient_checkpointing and self.training
+        recompute = self.gradient_checkpointing if self.training else None
         return run_layers(self.layer, hidden_states, mask, output_hidden_states, output_attentions, recompute)
 
 
@@ -259,19 +293,20 @@ def run_layers(
     mask: AttentionMask,
     output_hidden_states: bool,
     output_attentions: bool,
-    recompute: bool = False,
+    recompute: dict[str, Any] | None = None,
 ) -> BaseModelOutputWithPooling:
     """Run ``layers`` in order, collecting every hidden state and attention map if asked.
 
-    With ``recompute`` (gradient checkpointing) autograd keeps only each layer's input and runs
-    the layer again during backward, with the same dropout masks (the RNG state is replayed).
+    With ``recompute`` (gradient checkpointing: the keyword arguments of torch's ``checkpoint``)
+    autograd keeps only each layer's input and runs the layer again during backward, with the
+    same dropout masks (the RNG state is replayed).
     """
     hidden_states = mask.to_tokens(hidden_states)  # (N, H) if unpadded, else unchanged
     all_hidden = [hidden_states] if output_hidden_states else None
     all_attentions = [] if output_attentions else None
     for layer in layers:
-        if recompute and torch.is_grad_enabled():
-            hidden_states, probs = checkpoint(layer, hidden_states, mask, output_attentions, use_reentrant=False)
+        if recompute is not None and torch.is_grad_enabled():
+            hidden_states, probs = checkpoint(layer, hidden_states, mask, output_attentions, **recompute)
         else:
             hidden_states, probs = layer(hidden_states, mask, output_attentions)
         if all_hidden is not None:
@@ -292,8 +327,512 @@ class Pooler(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: Tensor) -> Tensor:
         return torch.tanh(self.dense(hidden_states[:, 0]))  # (B, H)
+
+
+# -- the base models ----------------------------------------------------------------------
+
+
+class EncoderModel(PreTrainedModel):
+    """The forward pass every BERT-family base model shares: check, embed, mask, encode, pool.
+
+    An architecture's base model (``BertModel``, ``AlbertModel``) only builds, in ``__init__``,
+    the three modules this calls: ``embeddings``, ``encoder`` and ``pooler`` (None without one).
+    """
+
+    # RoBERTa's positions start after the padding id: Embeddings' ``padded_positions``.
+    padded_positions: ClassVar[bool] = False
+    embeddings: Embeddings
+    encoder: nn.Module
+    pooler: nn.Module | None
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.unpad = False  # see PreTrainedModel.set_unpadding
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,  # (B, T)
+        attention_mask: Tensor | None = None,  # (B, T): 1 = token, 0 = padding
+        token_type_ids: Tensor | None = None,  # (B, T)
+        position_ids: Tensor | None = None,  # (B, T)
+        inputs_embeds: Tensor | None = None,  # (B, T, E)
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> BaseModelOutputWithPooling:
+        config = self.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        offset = config.pad_token_id + 1 if self.padded_positions else 0
+        width = self.embeddings.word_embeddings.embedding_dim
+        check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, offset, width)
+        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
+        mask = AttentionMask.from_padding(attention_mask, embeddings.dtype, unpad=self.unpad)
+        outputs = self.encoder(embeddings, mask, output_hidden_states, output_attentions)
+        if self.pooler is not None:
+            outputs.pooler_output = self.pooler(outputs.last_hidden_state)  # (B, H)
+        return outputs
+
+
+class BertPreTrainedModel(PreTrainedModel):
+    """What BERT's models share: the config class, the encoder's name in a head model, and init."""
+
+    config_class: ClassVar[type[EncoderConfig]] = BertConfig
+    base_model_prefix: ClassVar[str] = "bert"  # head models hold their encoder as self.bert
+
+    @classmethod
+    def base_model_class(cls) -> type[EncoderModel]:
+        return BertModel
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, MLMHead | RobertaLMHead):
+            module.bias.zero_()
+        elif isinstance(module, Embeddings):
+            module.reset_buffers()
+
+    def attention_blocks(self) -> list[nn.Module]:
+        return [layer.attention for layer in self.base_model.encoder.layer]
+
+
+class BertModel(BertPreTrainedModel, EncoderModel):
+    """Embeddings, encoder and (optionally) pooler: ``transformers.BertModel``.
+
+    Head models build it with ``init_weights=False`` and initialise the whole model once.
+    """
+
+    def __init__(self, config: EncoderConfig, add_pooling_layer: bool = True, init_weights: bool = True) -> None:
+        super().__init__(config)
+        self.embeddings = Embeddings(config, padded_positions=self.padded_positions)
+        self.encoder = Encoder(config)
+        self.pooler = Pooler(config) if add_pooling_layer else None
+        if init_weights:
+            self.post_init()
+
+
+class RobertaPreTrainedModel(BertPreTrainedModel):
+    config_class: ClassVar[type[EncoderConfig]] = RobertaConfig
+    base_model_prefix: ClassVar[str] = "roberta"
+
+    @classmethod
+    def base_model_class(cls) -> type[EncoderModel]:
+        return RobertaModel
+
+
+class RobertaModel(RobertaPreTrainedModel, BertModel):
+    """BERT with RoBERTa's positions: ``transformers.RobertaModel``."""
+
+    padded_positions: ClassVar[bool] = True
+
+
+# -- heads --------------------------------------------------------------------------------
+#
+# A head model builds its encoder with add_base_model() (as self.bert, self.roberta, ...:
+# the class's base_model_prefix), runs it through self.base_model, and adds a few lines of
+# its own. Its forward takes transformers' inputs by name and in transformers' order, so
+# calls, Trainer's column filtering and exports by position work as they do there.
+
+
+class HeadTransform(nn.Module):
+    """Dense, activation, LayerNorm before the vocabulary scores (``BertPredictionHeadTransform``)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACTIVATIONS[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        return self.LayerNorm(self.activation(self.dense(hidden_states)))  # (B, T, H)
+
+
+class MLMHead(nn.Module):
+    """Scores over the vocabulary for every token (``BertLMPredictionHead``).
+
+    The decoder's weight is the word embedding matrix and its bias is ``bias``: tied, one tensor each.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.transform = HeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        return self.decoder(self.transform(hidden_states))  # (B, T, V)
+
+
+class BertHeads(nn.Module):
+    """BERT's pre-training heads under ``cls``: masked-token ``predictions``, next-sentence ``seq_relationship``."""
+
+    def __init__(self, config: EncoderConfig, mlm: bool = True, nsp: bool = True) -> None:
+        super().__init__()
+        if mlm:
+            self.predictions = MLMHead(config)
+        if nsp:
+            self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+def masked_lm_loss(logits: Tensor, labels: Tensor | None) -> Tensor | None:
+    """Cross-entropy over the vocabulary; labels of -100 (unmasked tokens) are ignored."""
+    if labels is None:
+        return None
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def sequence_classification_loss(logits: Tensor, labels: Tensor | None, config: EncoderConfig) -> Tensor | None:
+    """MSE for regression, cross-entropy for one label, BCE for multi-label, as transformers picks them."""
+    if labels is None:
+        return None
+    problem = config.problem_type
+    if problem is None:
+        if config.num_labels == 1:
+            problem = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem = "single_label_classification"
+        else:
+            problem = "multi_label_classification"
+    if problem == "regression":
+        if config.num_labels == 1:
+            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return F.mse_loss(logits, labels.to(logits.dtype))
+    if problem == "single_label_classification":
+        return F.cross_entropy(logits.view(-1, config.num_labels), labels.view(-1))
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+class BertForMaskedLM(BertPreTrainedModel):
+    """Scores over the vocabulary for every token: ``transformers.BertForMaskedLM``."""
+
+    _tied_weights_keys: ClassVar[dict[str, str]] = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.cls = BertHeads(config, mlm=True, nsp=False)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,  # (B, T): the true token at masked positions, -100 elsewhere
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
+        logits = self.cls.predictions(outputs.last_hidden_state)  # (B, T, V)
+        return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
+
+
+class BertForPreTraining(BertPreTrainedModel):
+    """Masked-token and next-sentence heads together: ``transformers.BertForPreTraining``."""
+
+    _tied_weights_keys = BertForMaskedLM._tied_weights_keys
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_base_model()
+        self.cls = BertHeads(config, mlm=True, nsp=True)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,  # (B, T), as in BertForMaskedLM
+        next_sentence_label: Tensor | None = None,  # (B,): 0 = B follows A, 1 = B is random
+        **flags: Unpack[OutputFlags],
+    ) -> PreTrainingOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
+        prediction_logits = self.cls.predictions(outputs.last_hidden_state)  # (B, T, V)
+        seq_relationship_logits = self.cls.seq_relationship(outputs.pooler_output)  # (B, 2)
+        loss = None
+        if labels is not None and next_sentence_label is not None:
+            next_sentence_loss = F.cross_entropy(seq_relationship_logits, next_sentence_label.view(-1))
+            loss = masked_lm_loss(prediction_logits, labels) + next_sentence_loss
+        return PreTrainingOutput(
+            loss, prediction_logits, seq_relationship_logits, outputs.hidden_states, outputs.attentions
+        )
+
+
+class BertForNextSentencePrediction(BertPreTrainedModel):
+    """Is sentence B the continuation of sentence A? ``transformers.BertForNextSentencePrediction``."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_base_model()
+        self.cls = BertHeads(config, mlm=False, nsp=True)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,  # (B,): 0 = B follows A, 1 = B is random
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
+        logits = self.cls.seq_relationship(outputs.pooler_output)  # (B, 2)
+        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+# The four heads below serve BERT, RoBERTa and ALBERT alike (RoBERTa brings its own sentence
+# classifier): each architecture's classes inherit them and change only the encoder they build.
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """A linear classifier (or regressor) on the pooled first token."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_base_model()
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,  # (B,) class ids, (B,) targets (regression) or (B, num_labels) multi-label
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
+        logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, num_labels)
+        loss = sequence_classification_loss(logits, labels, self.config)
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    """A label per token (e.g. named entities): linear classifier on every hidden state."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,  # (B, T): a label id per token, -100 where none
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class BertForQuestionAnswering(BertPreTrainedModel):
+    """Extractive QA: a start score and an end score for every token."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        if config.num_labels != 2:
+            raise ConfigError(
+                f"{type(self).__name__} scores a start and an end per token: it needs "
+                f"num_labels=2, got {config.num_labels}"
+            )
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        start_positions: Tensor | None = None,  # (B,): the answer's first token
+        end_positions: Tensor | None = None,  # (B,): the answer's last token
+        **flags: Unpack[OutputFlags],
+    ) -> QuestionAnsweringModelOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
+        logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
+        start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))  # (B, T) each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Positions outside the sequence (answers cut off by truncation) are clamped to T and ignored.
+            length = start_logits.shape[1]
+            start = start_positions.reshape(-1).clamp(0, length)
+            end = end_positions.reshape(-1).clamp(0, length)
+            loss = (
+                F.cross_entropy(start_logits, start, ignore_index=length)
+                + F.cross_entropy(end_logits, end, ignore_index=length)
+            ) / 2
+        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, outputs.hidden_states, outputs.attentions)
+
+
+class BertForMultipleChoice(BertPreTrainedModel):
+    """Scores each of C candidate sequences: inputs are (B, C, T), logits (B, C)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_base_model()
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,  # (B, C, T)
+        attention_mask: Tensor | None = None,  # (B, C, T)
+        token_type_ids: Tensor | None = None,  # (B, C, T)
+        position_ids: Tensor | None = None,  # (B, C, T)
+        inputs_embeds: Tensor | None = None,  # (B, C, T, H)
+        labels: Tensor | None = None,  # (B,): the right choice
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        flat = (None if x is None else x.reshape(-1, *x.shape[2:]) for x in inputs)  # (B * C, T, ...)
+        outputs = self.base_model(*flat, return_dict=True, **flags)
+        choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, choices)  # (B, C)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class RobertaLMHead(nn.Module):
+    """RoBERTa's MLM head (``lm_head``): as BERT's, with exact GELU whatever ``hidden_act`` says."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        return self.decoder(self.layer_norm(F.gelu(self.dense(hidden_states))))  # (B, T, V)
+
+
+class RobertaClassificationHead(nn.Module):
+    """RoBERTa's sentence classifier: dense + tanh + out_proj on the first token (no pooler)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        x = self.dropout(hidden_states[:, 0])  # (B, H): the <s> token
+        return self.out_proj(self.dropout(torch.tanh(self.dense(x))))  # (B, num_labels)
+
+
+class RobertaForMaskedLM(RobertaPreTrainedModel):
+    """Scores over the vocabulary for every token: ``transformers.RobertaForMaskedLM``."""
+
+    _tied_weights_keys: ClassVar[dict[str, str]] = {
+        "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
+        "lm_head.decoder.bias": "lm_head.bias",
+    }
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.lm_head = RobertaLMHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,  # (B, T): the true token at masked positions, -100 elsewhere
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
+        logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
+        return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
+
+
+class RobertaForSequenceClassification(RobertaPreTrainedModel):
+    """A classifier (or regressor) on the first token's hidden state: no pooler, a two-layer head."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.classifier = RobertaClassificationHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,  # as in BertForSequenceClassification
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
+        logits = self.classifier(outputs.last_hidden_state)  # (B, num_labels)
+        loss = sequence_classification_loss(logits, labels, self.config)
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):
+    """BertForTokenClassification on RoBERTa's encoder."""
+
+
+class RobertaForQuestionAnswering(RobertaPreTrainedModel, BertForQuestionAnswering):
+    """BertForQuestionAnswering on RoBERTa's encoder."""
+
+
+class RobertaForMultipleChoice(RobertaPreTrainedModel, BertForMultipleChoice):
+    """BertForMultipleChoice on RoBERTa's encoder, taking its inputs in the order transformers' class does."""
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        return super().forward(*inputs, labels, **flags)
+
+
+# -- helpers: input checks, pruning, construction --------------------------------------------
 
 
 def check_inputs(
@@ -355,585 +894,19 @@ def _check_ids(name: str, ids: Tensor, limit: int, field: str) -> None:
         raise ValueError(f"{name} holds {low if low < 0 else high}, outside [0, {limit}) ({field}={limit})")
 
 
-@dataclass
-class AttentionMask:
-    """What attention needs to know about padding.
+@torch.no_grad()
+def keep_features(linear: nn.Linear, index: Tensor, dim: int) -> None:
+    """Keep only the output features (``dim=0``) or input features (``dim=1``) of ``linear`` listed in ``index``."""
+    linear.weight = nn.Parameter(linear.weight.index_select(dim, index), linear.weight.requires_grad)
+    if dim == 0 and linear.bias is not None:
+        linear.bias = nn.Parameter(linear.bias.index_select(0, index), linear.bias.requires_grad)
+    linear.out_features, linear.in_features = linear.weight.shape
 
-    ``bias`` (B, 1, 1, T) is added to the attention scores: 0 where a token may be attended,
-    the dtype's most negative value at padding. With ``tokens`` set, the encoder runs
-    *unpadded*: the layers work on the N real tokens only, as an (N, H) tensor, and attention
-    lays them out as (B, T) again with ``to_batch``. Without it both methods return their input.
+
+def embedding(rows: int, width: int, padding_idx: int | None = None) -> nn.Embedding:
+    """An ``nn.Embedding`` without torch's own init: ``_init_weights`` sets it (or the checkpoint does).
+
+    Besides wasted work, torch's ``normal_`` on the meta device (used while loading) imports
+    torch._dynamo on first use, which costs over a second.
     """
-
-    bias: Tensor | None
-    tokens: Tensor | None = None  # (N,): flat positions of the real tokens in the (B * T) batch
-    shape: tuple[int, int] = (0, 0)  # (B, T) of the padded batch
-
-    @classmethod
-    def from_padding(cls, attention_mask: Tensor | None, dtype: torch.dtype, unpad: bool = False) -> AttentionMask:
-        """From a (B, T) mask of 1 = token, 0 = padding; ``unpad`` only matters if there is padding."""
-        if attention_mask is None:
-            return cls(None)
-        keep = attention_mask[:, None, None, :].to(dtype)  # (B, 1, 1, T)
-        bias = (1.0 - keep) * torch.finfo(dtype).min
-        # Unpadding makes shapes depend on the data: compiled graphs keep the padded layout.
-        if not unpad or torch.compiler.is_compiling() or bool(attention_mask.all()):
-            return cls(bias)
-        tokens = attention_mask.flatten().nonzero().squeeze(1)  # (N,)
-        return cls(bias, tokens, tuple(attention_mask.shape))
-
-    def to_tokens(self, x: Tensor) -> Tensor:
-        """(B, T, F) -> (N, F): keep the real tokens."""
-        return x if self.tokens is None else x.reshape(-1, x.shape[-1]).index_select(0, self.tokens)
-
-    def to_batch(self, x: Tensor) -> Tensor:
-        """(N, F) -> (B, T, F): put the real tokens back in place, zeros at padding."""
-        if self.tokens is None:
-            return x
-        batch = x.new_zeros(self.shape[0] * self.shape[1], x.shape[-1]).index_copy(0, self.tokens, x)
-        return batch.view(*self.shape, -1)
-
-
-# -- the base models --------------------------------------------------------------
-
-
-class BertPreTrainedModel(PreTrainedModel):
-    config_class: ClassVar[type[EncoderConfig]] = BertConfig
-    base_model_prefix: ClassVar[str] = "bert"
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        super()._init_weights(module)
-        if isinstance(module, MLMHead | RobertaLMHead):
-            module.bias.zero_()
-        elif isinstance(module, Embeddings):
-            module.reset_buffers()
-
-    def attention_blocks(self) -> list[nn.Module]:
-        return [layer.attention for layer in self.base_model.encoder.layer]
-
-
-class BertModel(BertPreTrainedModel):
-    """Embeddings, encoder and (optionally) pooler: ``transformers.BertModel``.
-
-    Head models build it with ``init_weights=False`` and initialise the whole model once.
-    """
-
-    padded_positions: ClassVar[bool] = False
-
-    def __init__(self, config: EncoderConfig, add_pooling_layer: bool = True, init_weights: bool = True) -> None:
-        super().__init__(config)
-        self.unpad = False  # see PreTrainedModel.set_unpadding
-        self.embeddings = Embeddings(config, padded_positions=self.padded_positions)
-        self.encoder = Encoder(config)
-        self.pooler = Pooler(config) if add_pooling_layer else None
-        if init_weights:
-            self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,  # (B, T)
-        attention_mask: torch.Tensor | None = None,  # (B, T): 1 = token, 0 = padding
-        token_type_ids: torch.Tensor | None = None,  # (B, T)
-        position_ids: torch.Tensor | None = None,  # (B, T)
-        inputs_embeds: torch.Tensor | None = None,  # (B, T, H)
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> BaseModelOutputWithPooling:
-        offset = self.config.pad_token_id + 1 if self.padded_positions else 0
-        width = self.embeddings.word_embeddings.embedding_dim
-        check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, offset, width)
-        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, H)
-        mask = AttentionMask.from_padding(attention_mask, embeddings.dtype, unpad=self.unpad)
-        outputs = self.encoder(embeddings, mask, output_hidden_states, output_attentions)
-        if self.pooler is not None:
-            outputs.pooler_output = self.pooler(outputs.last_hidden_state)  # (B, H)
-        return outputs
-
-
-class RobertaPreTrainedModel(BertPreTrainedModel):
-    config_class: ClassVar[type[EncoderConfig]] = RobertaConfig
-    base_model_prefix: ClassVar[str] = "roberta"
-
-
-class RobertaModel(RobertaPreTrainedModel, BertModel):
-    """BERT with RoBERTa's positions: ``transformers.RobertaModel``."""
-
-    padded_positions: ClassVar[bool] = True
-
-
-# -- heads ----------------------------------------------------------------------------
-
-
-class HeadTransform(nn.Module):
-    """Dense, activation, LayerNorm before the vocabulary scores (``BertPredictionHeadTransform``)."""
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.activation = ACTIVATIONS[config.hidden_act]
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.activation(self.dense(hidden_states)))  # (B, T, H)
-
-
-class MLMHead(nn.Module):
-    """Scores over the vocabulary for every token (``BertLMPredictionHead``).
-
-    The decoder's weight is the word embedding matrix and its bias is ``bias``: tied, one tensor each.
-    """
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__()
-        self.transform = HeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.transform(hidden_states))  # (B, T, V)
-
-
-class BertHeads(nn.Module):
-    """BERT's pre-training heads under ``cls``: masked-token ``predictions``, next-sentence ``seq_relationship``."""
-
-    def __init__(self, config: EncoderConfig, mlm: bool = True, nsp: bool = True) -> None:
-        super().__init__()
-        if mlm:
-            self.predictions = MLMHead(config)
-        if nsp:
-            self.seq_relationship = nn.Linear(config.hidden_size, 2)
-
-
-class RobertaLMHead(nn.Module):
-    """RoBERTa's MLM head (``lm_head``): as BERT's, with exact GELU whatever ``hidden_act`` says."""
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.layer_norm(F.gelu(self.dense(hidden_states))))  # (B, T, V)
-
-
-class RobertaClassificationHead(nn.Module):
-    """RoBERTa's sentence classifier: dense + tanh + out_proj on the first token (no pooler)."""
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.head_dropout)
-        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(hidden_states[:, 0])  # (B, H): the <s> token
-        return self.out_proj(self.dropout(torch.tanh(self.dense(x))))  # (B, num_labels)
-
-
-def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-    """Cross-entropy over the vocabulary; labels of -100 (unmasked tokens) are ignored."""
-    if labels is None:
-        return None
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-
-
-def sequence_classification_loss(
-    logits: torch.Tensor, labels: torch.Tensor | None, config: EncoderConfig
-) -> torch.Tensor | None:
-    """MSE for regression, cross-entropy for one label, BCE for multi-label, as transformers picks them."""
-    if labels is None:
-        return None
-    problem = config.problem_type
-    if problem is None:
-        if config.num_labels == 1:
-            problem = "regression"
-        elif labels.dtype in (torch.long, torch.int):
-            problem = "single_label_classification"
-        else:
-            problem = "multi_label_classification"
-    if problem == "regression":
-        if config.num_labels == 1:
-            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
-        return F.mse_loss(logits, labels.to(logits.dtype))
-    if problem == "single_label_classification":
-        return F.cross_entropy(logits.view(-1, config.num_labels), labels.view(-1))
-    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-
-
-class BertForMaskedLM(BertPreTrainedModel):
-    """Scores over the vocabulary for every token: ``transformers.BertForMaskedLM``."""
-
-    _tied_weights_keys: ClassVar[dict[str, str]] = {
-        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
-        "cls.predictions.decoder.bias": "cls.predictions.bias",
-    }
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False, init_weights=False)
-        self.cls = BertHeads(config, mlm=True, nsp=False)
-        self.post_init()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> LogitsOutput:
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.cls.predictions(outputs.last_hidden_state)  # (B, T, V)
-        return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
-
-
-class BertForPreTraining(BertPreTrainedModel):
-    """Masked-token and next-sentence heads together: ``transformers.BertForPreTraining``."""
-
-    _tied_weights_keys = BertForMaskedLM._tied_weights_keys
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config, init_weights=False)
-        self.cls = BertHeads(config, mlm=True, nsp=True)
-        self.post_init()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        next_sentence_label: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> PreTrainingOutput:
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        prediction_logits = self.cls.predictions(outputs.last_hidden_state)  # (B, T, V)
-        seq_relationship_logits = self.cls.seq_relationship(outputs.pooler_output)  # (B, 2)
-        loss = None
-        if labels is not None and next_sentence_label is not None:
-            loss = masked_lm_loss(prediction_logits, labels) + F.cross_entropy(
-                seq_relationship_logits, next_sentence_label.view(-1)
-            )
-        return PreTrainingOutput(
-            loss, prediction_logits, seq_relationship_logits, outputs.hidden_states, outputs.attentions
-        )
-
-
-class BertForNextSentencePrediction(BertPreTrainedModel):
-    """Is sentence B the continuation of sentence A? ``transformers.BertForNextSentencePrediction``."""
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config, init_weights=False)
-        self.cls = BertHeads(config, mlm=False, nsp=True)
-        self.post_init()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> LogitsOutput:
-        outputs = self.bert(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.cls.seq_relationship(outputs.pooler_output)  # (B, 2)
-        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
-        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
-
-
-# The heads below are the same for BERT and ALBERT (and the last three for RoBERTa): each names
-# its encoder class, stored under base_model_prefix (``.bert``, ``.albert``); the others swap it.
-
-
-class BertForSequenceClassification(BertPreTrainedModel):
-    """A linear classifier (or regressor) on the pooled first token."""
-
-    base_model_class: ClassVar[type[PreTrainedModel]] = BertModel
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.add_module(self.base_model_prefix, self.base_model_class(config, init_weights=False))
-        self.dropout = nn.Dropout(config.head_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> LogitsOutput:
-        outputs = self.base_model(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, num_labels)
-        loss = sequence_classification_loss(logits, labels, self.config)
-        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
-
-
-class BertForTokenClassification(BertPreTrainedModel):
-    """A label per token (e.g. named entities): linear classifier on every hidden state."""
-
-    base_model_class: ClassVar[type[PreTrainedModel]] = BertModel
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.add_module(
-            self.base_model_prefix, self.base_model_class(config, add_pooling_layer=False, init_weights=False)
-        )
-        self.dropout = nn.Dropout(config.head_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> LogitsOutput:
-        outputs = self.base_model(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
-        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
-        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
-
-
-class BertForQuestionAnswering(BertPreTrainedModel):
-    """Extractive QA: a start score and an end score for every token."""
-
-    base_model_class: ClassVar[type[PreTrainedModel]] = BertModel
-
-    def __init__(self, config: EncoderConfig) -> None:
-        if config.num_labels != 2:
-            raise ConfigError(
-                f"{type(self).__name__} scores a start and an end per token: it needs "
-                f"num_labels=2, got {config.num_labels}"
-            )
-        super().__init__(config)
-        self.add_module(
-            self.base_model_prefix, self.base_model_class(config, add_pooling_layer=False, init_weights=False)
-        )
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        start_positions: Tensor | None = None,
-        end_positions: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> QuestionAnsweringModelOutput:
-        outputs = self.base_model(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
-        start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))  # (B, T) each
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            # Positions outside the sequence (answers cut off by truncation) are clamped to T and ignored.
-            length = start_logits.shape[1]
-            start = start_positions.reshape(-1).clamp(0, length)
-            end = end_positions.reshape(-1).clamp(0, length)
-            loss = (
-                F.cross_entropy(start_logits, start, ignore_index=length)
-                + F.cross_entropy(end_logits, end, ignore_index=length)
-            ) / 2
-        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, outputs.hidden_states, outputs.attentions)
-
-
-class BertForMultipleChoice(BertPreTrainedModel):
-    """Scores each of C candidate sequences: inputs are (B, C, T), logits (B, C)."""
-
-    base_model_class: ClassVar[type[PreTrainedModel]] = BertModel
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.add_module(self.base_model_prefix, self.base_model_class(config, init_weights=False))
-        self.dropout = nn.Dropout(config.head_dropout)
-        self.classifier = nn.Linear(config.hidden_size, 1)
-        self.post_init()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> LogitsOutput:
-        choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-
-        def flat(x: Tensor | None) -> Tensor | None:  # (B, C, ...) -> (B * C, ...)
-            return None if x is None else x.reshape(-1, *x.shape[2:])
-
-        outputs = self.base_model(
-            flat(input_ids),
-            flat(attention_mask),
-            flat(token_type_ids),
-            flat(position_ids),
-            flat(inputs_embeds),
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, choices)  # (B, C)
-        loss = None if labels is None else F.cross_entropy(logits, labels)
-        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
-
-
-class RobertaForMaskedLM(RobertaPreTrainedModel):
-    """Scores over the vocabulary for every token: ``transformers.RobertaForMaskedLM``."""
-
-    _tied_weights_keys: ClassVar[dict[str, str]] = {
-        "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
-        "lm_head.decoder.bias": "lm_head.bias",
-    }
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False, init_weights=False)
-        self.lm_head = RobertaLMHead(config)
-        self.post_init()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> LogitsOutput:
-        outputs = self.roberta(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
-        return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
-
-
-class RobertaForSequenceClassification(RobertaPreTrainedModel):
-    """A classifier (or regressor) on the first token's hidden state: no pooler, a two-layer head."""
-
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False, init_weights=False)
-        self.classifier = RobertaClassificationHead(config)
-        self.post_init()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> LogitsOutput:
-        outputs = self.roberta(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        logits = self.classifier(outputs.last_hidden_state)  # (B, num_labels)
-        loss = sequence_classification_loss(logits, labels, self.config)
-        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
-
-
-class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):
-    base_model_class = RobertaModel
-
-
-class RobertaForQuestionAnswering(RobertaPreTrainedModel, BertForQuestionAnswering):
-    base_model_class = RobertaModel
-
-
-class RobertaForMultipleChoice(RobertaPreTrainedModel, BertForMultipleChoice):
-    base_model_class = RobertaModel
+    return nn.Embedding(rows, width, padding_idx=padding_idx, _weight=torch.empty(rows, width))

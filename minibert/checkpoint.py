@@ -37,30 +37,26 @@ SAFETENSORS_DTYPES = {
 }
 
 
+# Stands for the file name where a checkpoint is a state dict in memory.
+STATE_DICT = Path("<state_dict>")
+
+
 class Checkpoint:
     """The tensors of one checkpoint folder, by key, with the file each comes from."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, readers: dict[Path, _Reader] | None = None) -> None:
         self.folder = Path(folder)
-        layout = next((name for name in WEIGHT_FILES if (self.folder / name).is_file()), None)
-        if layout is None:
-            raise CheckpointNotFoundError(f"{self.folder}: no weights found (looked for {', '.join(WEIGHT_FILES)})")
-        if layout.endswith(".index.json"):
-            index = self.folder / layout
-            weight_map = read_index(index)
-            for shard in sorted(set(weight_map.values())):
-                if not (self.folder / shard).is_file():
-                    raise CheckpointError(f"{index}: names shard {shard!r}, which is not in {self.folder}")
-            self.files = [self.folder / shard for shard in dict.fromkeys(weight_map.values())]
-        else:
-            self.files = [self.folder / layout]
+        self._readers = _open_weight_files(self.folder) if readers is None else readers
+        self.files = list(self._readers)
         self._key_file: dict[str, Path] = {}
-        self._readers: dict[Path, _Reader] = {}
-        for path in self.files:
-            reader = _SafetensorsReader(path) if path.suffix == ".safetensors" else _PickleReader(path)
-            self._readers[path] = reader
+        for path, reader in self._readers.items():
             for key in reader.keys():
                 self._key_file.setdefault(key, path)
+
+    @classmethod
+    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor]) -> Checkpoint:
+        """Tensors already in memory (``from_pretrained(..., state_dict=...)``), read as if from a file."""
+        return cls(STATE_DICT, {STATE_DICT: _MappingReader(STATE_DICT, state_dict)})
 
     def keys(self) -> list[str]:
         return list(self._key_file)
@@ -108,11 +104,32 @@ class _SafetensorsReader:
             raise CheckpointError(f"{self.path}: cannot read tensor {key!r} ({error})") from error
 
 
-class _PickleReader:
+class _MappingReader:
+    """Tensors in a mapping: a state dict passed in, or one unpickled from a file."""
+
+    def __init__(self, path: Path, state: Mapping[str, torch.Tensor]) -> None:
+        if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{path}: expected a mapping of names to tensors")
+        self.path = path
+        self.state = state
+
+    def keys(self) -> list[str]:
+        return list(self.state)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self.state[key].shape)
+
+    def dtype(self, key: str) -> torch.dtype:
+        return self.state[key].dtype
+
+    def get(self, key: str) -> torch.Tensor:
+        return self.state[key].clone()  # a tensor of its own, not a view of the mapped file or the caller's dict
+
+
+class _PickleReader(_MappingReader):
     """A ``torch.save`` state dict, memory-mapped where the format allows, loaded with weights_only."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         try:
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -136,24 +153,25 @@ class _PickleReader:
             ) from error
         except Exception as error:  # torch raises many types for truncated or corrupt archives
             raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(error)})") from error
-        if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise CheckpointError(f"{path}: expected a mapping of names to tensors")
-        self.state: Mapping[str, torch.Tensor] = state
-
-    def keys(self) -> list[str]:
-        return list(self.state)
-
-    def shape(self, key: str) -> tuple[int, ...]:
-        return tuple(self.state[key].shape)
-
-    def dtype(self, key: str) -> torch.dtype:
-        return self.state[key].dtype
-
-    def get(self, key: str) -> torch.Tensor:
-        return self.state[key].clone()  # a tensor of its own, not a view of the mapped file
+        super().__init__(path, state)
 
 
-_Reader = _SafetensorsReader | _PickleReader
+_Reader = _SafetensorsReader | _MappingReader
+
+
+def _open_weight_files(folder: Path) -> dict[Path, _Reader]:
+    """A reader for each weight file of the folder's layout (one file, or the shards its index names)."""
+    layout = next((name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    if layout is None:
+        raise CheckpointNotFoundError(f"{folder}: no weights found (looked for {', '.join(WEIGHT_FILES)})")
+    files = [folder / layout]
+    if layout.endswith(".index.json"):
+        weight_map = read_index(folder / layout)
+        for shard in sorted(set(weight_map.values())):
+            if not (folder / shard).is_file():
+                raise CheckpointError(f"{folder / layout}: names shard {shard!r}, which is not in {folder}")
+        files = [folder / shard for shard in dict.fromkeys(weight_map.values())]
+    return {path: _SafetensorsReader(path) if path.suffix == ".safetensors" else _PickleReader(path) for path in files}
 
 
 # -- writing --------------------------------------------------------------------

@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 
 import minibert
+from minibert.auto import AutoConfig
 from minibert.checkpoint import Checkpoint
-from minibert.config import AutoConfig, EncoderConfig
+from minibert.config import EncoderConfig
 from minibert.errors import MinibertError
 from minibert.loading import LoadReport
 from minibert.pretrained import PreTrainedModel

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 
 from minibert.activations import ACTIVATIONS
 from minibert.errors import CheckpointNotFoundError, ConfigError
+from minibert.hub import resolve_config_file
 
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 
@@ -56,6 +57,10 @@ class EncoderConfig:
     # Models are built with these heads already gone, so a pruned checkpoint loads at its own shapes.
     pruned_heads: dict[int, list[int]] = field(default_factory=dict)
     architectures: list[str] | None = None
+    # What a forward pass returns when the call does not say: transformers' defaults.
+    output_hidden_states: bool = False
+    output_attentions: bool = False
+    return_dict: bool = True  # False: a tuple of the set fields instead of the output dataclass
     # Keys of config.json that minibert does not use, kept for the round trip.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -95,6 +100,9 @@ class EncoderConfig:
             )
         if self.hidden_act not in ACTIVATIONS:
             raise ConfigError(f"unknown hidden_act {self.hidden_act!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+        for name in ("tie_word_embeddings", "output_hidden_states", "output_attentions", "return_dict"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
@@ -117,7 +125,10 @@ class EncoderConfig:
         if self.problem_type not in PROBLEM_TYPES:
             raise ConfigError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
         if self.problem_type == "single_label_classification" and self.num_labels == 1:
-            raise ConfigError("problem_type 'single_label_classification' needs num_labels > 1")
+            raise ConfigError(
+                "problem_type 'single_label_classification' needs num_labels > 1 (as in transformers): "
+                "use num_labels=2 for two classes, or problem_type 'regression' for one output"
+            )
         for layer, heads in self.pruned_heads.items():
             if not 0 <= layer < self.attention_layers:
                 raise ConfigError(f"pruned_heads: layer {layer} is outside [0, {self.attention_layers})")
@@ -178,22 +189,23 @@ class EncoderConfig:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | Path,
+        pretrained_model_name_or_path: str | Path,
         *,
         revision: str | None = None,
         cache_dir: str | Path | None = None,
         **overrides: Any,
     ) -> Self:
         """Read ``config.json`` from a local folder or a Hub repository."""
-        from minibert.hub import resolve_config_file
-
-        return cls.from_json_file(
-            resolve_config_file(name_or_path, revision=revision, cache_dir=cache_dir), **overrides
-        )
+        path = resolve_config_file(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir)
+        return cls.from_json_file(path, **overrides)
 
     def replace(self, **changes: Any) -> Self:
         """A copy with some fields changed (and validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def override(self, **overrides: Any) -> Self:
+        """A copy with ``from_pretrained``'s config overrides applied, as if read with them from the file."""
+        return type(self).from_dict(self.to_dict(), **overrides) if overrides else self
 
     @property
     def attention_layers(self) -> int:
@@ -313,21 +325,3 @@ def config_class_for(values: dict[str, Any], source: str | Path = "config") -> t
             f"{source}: model_type {model_type!r} is not supported; minibert supports {', '.join(CONFIG_CLASSES)}"
         )
     return CONFIG_CLASSES[model_type]
-
-
-class AutoConfig:
-    """Reads ``config.json`` and returns the config class its ``model_type`` names."""
-
-    @staticmethod
-    def from_pretrained(
-        name_or_path: str | Path,
-        *,
-        revision: str | None = None,
-        cache_dir: str | Path | None = None,
-        **overrides: Any,
-    ) -> EncoderConfig:
-        from minibert.hub import resolve_config_file
-
-        path = resolve_config_file(name_or_path, revision=revision, cache_dir=cache_dir)
-        values = read_config_json(path)
-        return config_class_for(values, path).from_dict(values, **overrides)

@@ -84,6 +84,17 @@ class LoadReport:
         """Checkpoint keys of buffers the model recomputes (``embeddings.position_ids``)."""
         return self._keys("ignored", "checkpoint_key")
 
+    def loading_info(self) -> dict[str, Any]:
+        """transformers' ``output_loading_info`` dict: missing, unexpected and mismatched keys, and errors."""
+        return {
+            "missing_keys": set(self.missing),
+            "unexpected_keys": set(self.unexpected),
+            "mismatched_keys": {
+                (r.model_key, r.shape, r.model_shape) for r in self.records if r.status == "mismatched"
+            },
+            "error_msgs": [],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,

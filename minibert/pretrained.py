@@ -1,12 +1,13 @@
-"""The base class of every minibert model: weight init, tying, ``from_pretrained`` and ``save_pretrained``.
+"""The base class of every minibert model: ``from_pretrained``, ``save_pretrained``, weight init and tying.
 
-Loading builds the model on the ``meta`` device (no memory, no init), gives it
-uninitialised storage, initialises only the modules whose tensors the
-checkpoint lacks, then copies the checkpoint in one tensor at a time.
+Loading runs in four phases, each a function below: build the model on the ``meta`` device
+and *allocate* uninitialised storage for it (no memory is touched yet); *initialise* only the
+modules whose tensors the checkpoint lacks; *read* the checkpoint's tensors in, one at a time,
+as the model's own (no second copy); *verify* a sample of every loaded tensor against the file.
 
-For fine-tuning it also changes a model as transformers does: a resized vocabulary
-(``resize_token_embeddings``), pruned attention heads (``prune_heads``, recorded in the
-config so that they survive a save), and gradient checkpointing.
+The rest is what transformers' models do and their users call: the ``return_dict`` and
+output-flag conventions, speed switches, and the changes fine-tuning makes to a model (a
+resized vocabulary, pruned attention heads, gradient checkpointing).
 """
 
 from __future__ import annotations
@@ -14,19 +15,36 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypedDict
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from minibert.checkpoint import Checkpoint, save_safetensors
 from minibert.config import EncoderConfig
 from minibert.errors import ConfigError
-from minibert.hub import CONFIG_FILE, resolve_checkpoint
+from minibert.hub import CONFIG_FILE, resolve_checkpoint, resolve_config_file
 from minibert.loading import LoadReport, check_probes, plan_load, probe
 
 DTypeLike = torch.dtype | str | None
+
+
+class OutputFlags(TypedDict, total=False):
+    """What a head passes through to its encoder; None (or absent) means the config's value."""
+
+    output_hidden_states: bool | None
+    output_attentions: bool | None
+
+
+# Inputs of transformers' models that minibert deliberately does not take, and what to use instead.
+REFUSED_INPUTS = {
+    "head_mask": "minibert has no head_mask; prune_heads() removes heads for good",
+    "encoder_hidden_states": "minibert implements encoders only (no cross-attention)",
+    "encoder_attention_mask": "minibert implements encoders only (no cross-attention)",
+    "past_key_values": "minibert implements encoders only (no cache)",
+}
 
 
 class PreTrainedModel(nn.Module):
@@ -35,8 +53,11 @@ class PreTrainedModel(nn.Module):
     config_class: ClassVar[type[EncoderConfig]] = EncoderConfig
     # The attribute (and state-dict prefix) of the encoder inside a head model: "bert", "roberta".
     base_model_prefix: ClassVar[str] = ""
+    main_input_name: ClassVar[str] = "input_ids"
     # Alias key -> key of the tensor it shares; see tied_weights().
     _tied_weights_keys: ClassVar[dict[str, str]] = {}
+    # Tells transformers' Trainer that forward takes no num_items_in_batch: Trainer scales the loss itself.
+    accepts_loss_kwargs: ClassVar[bool] = False
 
     def __init__(self, config: EncoderConfig) -> None:
         if not isinstance(config, self.config_class):
@@ -45,19 +66,150 @@ class PreTrainedModel(nn.Module):
         self.config = config
         self.load_report: LoadReport | None = None
 
+    def __call__(self, *args: Any, return_dict: bool | None = None, **kwargs: Any) -> Any:
+        """Run ``forward``; a tuple of the output's set fields if ``return_dict`` (default: the config's) is False."""
+        refused = sorted(REFUSED_INPUTS.keys() & kwargs.keys())
+        if refused:
+            raise ValueError(f"{refused[0]} is not supported: {REFUSED_INPUTS[refused[0]]}")
+        outputs = super().__call__(*args, **kwargs)
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return outputs if return_dict else outputs.to_tuple()
+
+    # -- loading and saving -----------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path | None,
+        *,
+        config: EncoderConfig | None = None,
+        state_dict: dict[str, Tensor] | None = None,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        dtype: DTypeLike = None,
+        torch_dtype: DTypeLike = None,
+        device: torch.device | str | None = None,
+        ignore_mismatched_sizes: bool = False,
+        attn_implementation: str = "sdpa",
+        output_loading_info: bool = False,
+        **config_overrides: Any,
+    ) -> Self | tuple[Self, dict[str, Any]]:
+        """Load a checkpoint from a local folder or a Hub id (or from ``state_dict``, with its config).
+
+        ``dtype``: a torch dtype, ``"auto"`` (the checkpoint's own), or None (torch's default, fp32);
+        ``torch_dtype`` is transformers' older name for it. ``config_overrides`` change config
+        fields before the model is built, e.g. ``num_labels=5`` or ``output_hidden_states=True``.
+        The outcome for every tensor is in ``model.load_report``; ``output_loading_info=True``
+        also returns transformers' summary of it (missing, unexpected and mismatched keys).
+        """
+        if torch_dtype is not None:
+            if dtype is not None:
+                raise ValueError("pass dtype or torch_dtype (its older name), not both")
+            dtype = torch_dtype
+        model, checkpoint, report = cls.plan_pretrained(
+            pretrained_model_name_or_path,
+            config=config,
+            state_dict=state_dict,
+            revision=revision,
+            cache_dir=cache_dir,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+            **config_overrides,
+        )
+        dtype = _resolve_dtype(dtype, model.config, checkpoint)
+        device = torch.device(device or "cpu")
+        allocate(model, dtype, device)
+        initialise_missing(model, report)
+        probes = read_checkpoint(model, checkpoint, report, dtype, device)
+        verify(model, checkpoint, report, probes)
+        model.set_attn_implementation(attn_implementation)
+        model.load_report = report
+        model.eval()
+        return (model, report.loading_info()) if output_loading_info else model
+
+    @classmethod
+    def plan_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path | None,
+        *,
+        config: EncoderConfig | None = None,
+        state_dict: dict[str, Tensor] | None = None,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        ignore_mismatched_sizes: bool = False,
+        strict: bool = True,
+        **config_overrides: Any,
+    ) -> tuple[Self, Checkpoint, LoadReport]:
+        """What ``from_pretrained`` would do, without reading a tensor.
+
+        Returns the model built on the meta device (shapes, no storage), the checkpoint, and
+        the load plan. ``strict=False`` reports what ``from_pretrained`` would refuse.
+        """
+        where = {"revision": revision, "cache_dir": cache_dir}
+        if pretrained_model_name_or_path is None and (config is None or state_dict is None):
+            raise ValueError("from_pretrained(None, ...) needs both config= and state_dict=")
+        if config is None:
+            config_file = resolve_config_file(pretrained_model_name_or_path, **where)
+            config = cls.config_class.from_json_file(config_file, **config_overrides)
+        else:
+            config = config.override(**config_overrides)
+        if state_dict is None:
+            checkpoint = Checkpoint(resolve_checkpoint(pretrained_model_name_or_path, **where))
+        else:
+            checkpoint = Checkpoint.from_state_dict(state_dict)
+        with torch.device("meta"):
+            model = cls(config)
+        tied = model.tied_weights()
+        report = plan_load(
+            checkpoint,
+            model_shapes={k: tuple(v.shape) for k, v in model.state_dict().items() if k not in tied},
+            tied=tied,
+            buffers={name for name, _ in model.named_buffers()},
+            prefix=cls.base_model_prefix,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+            strict=strict,
+        )
+        return model, checkpoint, report
+
+    def save_pretrained(self, save_directory: str | Path, *, max_shard_size: int | str = "5GB") -> list[Path]:
+        """Write ``config.json`` and safetensors weights that both minibert and transformers load."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = self.config.replace(
+            architectures=[type(self).__name__],
+            extra={**self.config.extra, "dtype": str(self.dtype).removeprefix("torch.")},
+        )
+        (folder / CONFIG_FILE).write_text(
+            json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        # Tied aliases are left out, as transformers does: they are re-tied on loading.
+        tied = self.tied_weights()
+        state = {k: v for k, v in self.state_dict().items() if k not in tied}
+        return [folder / CONFIG_FILE, *save_safetensors(state, folder, max_shard_size)]
+
     # -- initialisation and tying ---------------------------------------------------
 
     def post_init(self) -> None:
-        """Remove the config's pruned heads, initialise with ``_init_weights``, tie; ends each ``__init__``.
+        """Remove the config's pruned heads, then ``init_weights()``; ends each model's ``__init__``.
 
-        Pruning comes first so that a pruned checkpoint meets its own shapes. A model built on the
-        meta device (by ``from_pretrained``) has no storage to initialise yet.
+        Pruning comes first so that a pruned checkpoint meets its own shapes.
         """
         blocks = self.attention_blocks() if self.config.pruned_heads else []
         for layer, heads in self.config.pruned_heads.items():
             blocks[layer].prune_heads(heads)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Initialise with ``_init_weights`` every module not initialised yet, then tie.
+
+        A module is initialised once: loaded weights, and weights initialised before, are kept,
+        so calling this on a loaded model (or after adding a new head) changes only what is new.
+        A model built on the meta device (by ``from_pretrained``) has no storage to initialise yet.
+        """
         if not next(self.parameters()).is_meta:
-            self.apply(self._init_weights)
+            for module in self.modules():
+                if not getattr(module, "_initialised", False):
+                    self._init_weights(module)
+                    module._initialised = True
         self.tie_weights()
 
     @torch.no_grad()
@@ -88,12 +240,27 @@ class PreTrainedModel(nn.Module):
             owner, _, name = alias.rpartition(".")
             setattr(self.get_submodule(owner), name, self.get_parameter(shared))
 
-    # -- the habits of transformers' models ----------------------------------------
+    # -- the encoder inside a head model ---------------------------------------------
+
+    @classmethod
+    def base_model_class(cls) -> type[PreTrainedModel]:
+        """The encoder class of this architecture (``BertModel``), which its heads build under ``base_model_prefix``."""
+        raise NotImplementedError(f"{cls.__name__} names no encoder class")
+
+    def add_base_model(self, add_pooling_layer: bool = True) -> None:
+        """Build the encoder of a head model as ``self.<base_model_prefix>`` (``self.bert``, ``self.roberta``).
+
+        Its weights are initialised with the head's, by the head's ``post_init``.
+        """
+        encoder = self.base_model_class()(self.config, add_pooling_layer=add_pooling_layer, init_weights=False)
+        self.add_module(self.base_model_prefix, encoder)
 
     @property
     def base_model(self) -> nn.Module:
         """The encoder: ``self.bert`` in a head model, the model itself in a base model."""
         return getattr(self, self.base_model_prefix, self)
+
+    # -- the habits of transformers' models ----------------------------------------
 
     @property
     def device(self) -> torch.device:
@@ -102,6 +269,14 @@ class PreTrainedModel(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
+
+    def num_parameters(self) -> int:
+        """Distinct parameters: a tied tensor counts once (``parameters()`` yields it once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def tensor_uses(self) -> dict[str, list[int]]:
+        """Module prefix of each layer -> the layer runs (1-based) it serves; only where layers are shared."""
+        return {}
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.base_model.embeddings.word_embeddings
@@ -134,9 +309,45 @@ class PreTrainedModel(nn.Module):
             owner, _, attribute = self._tied_weights_keys[f"{name}.bias"].rpartition(".")
             setattr(self.get_submodule(owner), attribute, decoder.bias)
 
+    # -- speed switches -------------------------------------------------------------------
+
+    def set_unpadding(self, enabled: bool = True) -> None:
+        """Run padded batches on their real tokens only: a speed-up for batches of mixed lengths.
+
+        Projections, feed-forward blocks and LayerNorms then skip padding; attention still sees
+        the (B, T) layout. Outputs at real tokens are unchanged (within float rounding); outputs
+        at padding positions, which transformers computes but nothing should read, are zeros.
+        """
+        self.base_model.unpad = enabled
+
+    def set_float32_matmuls(self, enabled: bool = True) -> None:
+        """Keep the weights in their (bf16 or fp16) dtype, but multiply in float32.
+
+        On CPUs without bf16 units (AVX2 only, no AVX512-BF16 or AMX), PyTorch's bf16 matrix
+        products run several times slower than float32 ones; converting each weight as it is
+        used costs far less. Outputs stay in the model's dtype and are, if anything, more
+        accurate. Turns every plain ``nn.Linear`` into a ``Float32Linear`` (same parameters and
+        state-dict keys) or back.
+        """
+        for module in self.modules():
+            if enabled and type(module) is nn.Linear:
+                module.__class__ = Float32Linear
+            elif not enabled and type(module) is Float32Linear:
+                module.__class__ = nn.Linear
+
+    def set_attn_implementation(self, name: str) -> None:
+        """Switch every attention block to ``"sdpa"`` (default) or ``"eager"`` (the written-out maths)."""
+        if name not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {name!r}")
+        for module in self.modules():
+            if hasattr(module, "attn_implementation"):
+                module.attn_implementation = name
+
+    # -- fine-tuning: a new vocabulary size ---------------------------------------------
+
     @torch.no_grad()
     def resize_token_embeddings(
-        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = False
     ) -> nn.Embedding:
         """Grow or shrink the vocabulary (e.g. after adding tokens to a tokenizer); returns the input embeddings.
 
@@ -146,6 +357,11 @@ class PreTrainedModel(nn.Module):
         biases keep their values and gain zeros. ``pad_to_multiple_of`` rounds the size up (shapes
         that suit tensor cores); ``config.vocab_size`` becomes the new size.
         """
+        if mean_resizing:
+            raise ValueError(
+                "mean_resizing=True is not supported: new rows start as normal(0, initializer_range); "
+                "set them yourself through get_input_embeddings() if they should start elsewhere"
+            )
         embeddings = self.get_input_embeddings()
         if new_num_tokens is None and pad_to_multiple_of is None:
             return embeddings
@@ -182,13 +398,20 @@ class PreTrainedModel(nn.Module):
         else:
             new = nn.Linear(old.in_features, rows, bias=old.bias is not None, **kind)
         self._init_weights(new)
+        new._initialised = True
         kept = min(rows, old.weight.shape[0])
         for name, tensor in new.named_parameters():
             tensor[:kept] = getattr(old, name)[:kept]
             tensor.requires_grad_(getattr(old, name).requires_grad)
         return new
 
-    # -- pruning attention heads ------------------------------------------------------
+    def _set_config(self, config: EncoderConfig) -> None:
+        """Give a changed config to this model and to the models inside it (a head model's encoder)."""
+        for module in self.modules():
+            if isinstance(module, PreTrainedModel):
+                module.config = config
+
+    # -- fine-tuning: pruning attention heads ----------------------------------------------
 
     def attention_blocks(self) -> list[nn.Module]:
         """The attention block of each distinct layer, in the order ``prune_heads`` numbers them."""
@@ -198,10 +421,15 @@ class PreTrainedModel(nn.Module):
         """Remove attention heads for good: ``{layer: [heads]}``, heads numbered as in the unpruned model.
 
         Each head's query, key and value rows go, and the output projection's columns that read
-        them. Pruning accumulates; ``config.pruned_heads`` lists every head removed so far, so
-        ``save_pretrained`` then ``from_pretrained`` rebuilds the same shapes.
+        them. Layers count from the end when negative, as list indices do. Pruning accumulates;
+        ``config.pruned_heads`` lists every head removed so far, so ``save_pretrained`` then
+        ``from_pretrained`` rebuilds the same shapes.
         """
-        heads_to_prune = {int(layer): [int(head) for head in heads] for layer, heads in heads_to_prune.items()}
+        layers = self.config.attention_layers
+        heads_to_prune = {
+            int(layer) + (layers if int(layer) < 0 else 0): [int(head) for head in heads]
+            for layer, heads in heads_to_prune.items()
+        }
         pruned = dict(self.config.pruned_heads)
         for layer, heads in heads_to_prune.items():
             pruned[layer] = [*pruned.get(layer, []), *heads]
@@ -211,214 +439,92 @@ class PreTrainedModel(nn.Module):
             blocks[layer].prune_heads(heads)
         self._set_config(config)
 
-    def _set_config(self, config: EncoderConfig) -> None:
-        """Give a changed config to this model and to the models inside it (a head model's encoder)."""
-        for module in self.modules():
-            if isinstance(module, PreTrainedModel):
-                module.config = config
+    # -- fine-tuning: gradient checkpointing and adapters -----------------------------------
 
-    # -- training -------------------------------------------------------------------------
-
-    def gradient_checkpointing_enable(self) -> None:
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
         """Trade compute for memory in training: keep each layer's input only, run the layer again in backward.
 
         Applies in train mode with gradients on; evaluation and inference are unchanged.
+        ``gradient_checkpointing_kwargs`` go to ``torch.utils.checkpoint.checkpoint``; the
+        default is ``{"use_reentrant": False}``, as in transformers.
         """
-        self._set_gradient_checkpointing(True)
+        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = kwargs
 
     def gradient_checkpointing_disable(self) -> None:
-        self._set_gradient_checkpointing(False)
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = None
 
     @property
     def is_gradient_checkpointing(self) -> bool:
         """Whether the layers recompute in backward (in train mode)."""
-        return any(getattr(module, "gradient_checkpointing", False) for module in self.modules())
+        return any(getattr(module, "gradient_checkpointing", None) is not None for module in self.modules())
 
-    def _set_gradient_checkpointing(self, enabled: bool) -> None:
-        for module in self.modules():
-            if hasattr(module, "gradient_checkpointing"):
-                module.gradient_checkpointing = enabled
+    def enable_input_require_grads(self) -> None:
+        """Make the embeddings' output require gradients, even with frozen embeddings.
 
-    def num_parameters(self) -> int:
-        """Distinct parameters: a tied tensor counts once (``parameters()`` yields it once)."""
-        return sum(p.numel() for p in self.parameters())
-
-    def tensor_uses(self) -> dict[str, list[int]]:
-        """Module prefix of each layer -> the layer runs (1-based) it serves; only where layers are shared."""
-        return {}
-
-    def set_unpadding(self, enabled: bool = True) -> None:
-        """Run padded batches on their real tokens only: a speed-up for batches of mixed lengths.
-
-        Projections, feed-forward blocks and LayerNorms then skip padding; attention still sees
-        the (B, T) layout. Outputs at real tokens are unchanged (within float rounding); outputs
-        at padding positions, which transformers computes but nothing should read, are zeros.
+        Adapters (PEFT) freeze the model and train small added weights; with reentrant gradient
+        checkpointing, layers whose inputs need no gradient would give those weights none.
         """
-        self.base_model.unpad = enabled
+        self.disable_input_require_grads()
+        hook = self.get_input_embeddings().register_forward_hook(lambda module, args, output: output.requires_grad_())
+        self._require_grads_hook: RemovableHandle | None = hook
 
-    def set_float32_matmuls(self, enabled: bool = True) -> None:
-        """Keep the weights in their (bf16 or fp16) dtype, but multiply in float32.
-
-        On CPUs without bf16 units (AVX2 only, no AVX512-BF16 or AMX), PyTorch's bf16 matrix
-        products run several times slower than float32 ones; converting each weight as it is
-        used costs far less. Outputs stay in the model's dtype and are, if anything, more
-        accurate. Turns every plain ``nn.Linear`` into a ``Float32Linear`` (same parameters and
-        state-dict keys) or back.
-        """
-        for module in self.modules():
-            if enabled and type(module) is nn.Linear:
-                module.__class__ = Float32Linear
-            elif not enabled and type(module) is Float32Linear:
-                module.__class__ = nn.Linear
-
-    def set_attn_implementation(self, name: str) -> None:
-        """Switch every attention block to ``"sdpa"`` (default) or ``"eager"`` (the written-out maths)."""
-        if name not in ("sdpa", "eager"):
-            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {name!r}")
-        for module in self.modules():
-            if hasattr(module, "attn_implementation"):
-                module.attn_implementation = name
-
-    # -- building, loading and saving -------------------------------------------------
-
-    @classmethod
-    def from_config(cls, config: EncoderConfig, **kwargs: Any) -> Self:
-        return cls(config, **kwargs)
-
-    @classmethod
-    def plan_pretrained(
-        cls,
-        name_or_path: str | Path,
-        *,
-        config: EncoderConfig | None = None,
-        revision: str | None = None,
-        cache_dir: str | Path | None = None,
-        ignore_mismatched_sizes: bool = False,
-        strict: bool = True,
-        **config_overrides: Any,
-    ) -> tuple[Self, Checkpoint, LoadReport]:
-        """What ``from_pretrained`` would do, without reading a tensor.
-
-        Returns the model built on the meta device (shapes, no storage), the checkpoint, and
-        the load plan. ``strict=False`` reports what ``from_pretrained`` would refuse.
-        """
-        folder = resolve_checkpoint(name_or_path, revision=revision, cache_dir=cache_dir)
-        if config is None:
-            config = cls.config_class.from_json_file(folder / CONFIG_FILE, **config_overrides)
-        elif config_overrides:
-            config = config.replace(**config_overrides)
-        checkpoint = Checkpoint(folder)
-        with torch.device("meta"):
-            model = cls(config)
-        tied = model.tied_weights()
-        report = plan_load(
-            checkpoint,
-            model_shapes={k: tuple(v.shape) for k, v in model.state_dict().items() if k not in tied},
-            tied=tied,
-            buffers={name for name, _ in model.named_buffers()},
-            prefix=cls.base_model_prefix,
-            ignore_mismatched_sizes=ignore_mismatched_sizes,
-            strict=strict,
-        )
-        return model, checkpoint, report
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | Path,
-        *,
-        config: EncoderConfig | None = None,
-        revision: str | None = None,
-        cache_dir: str | Path | None = None,
-        dtype: DTypeLike = None,
-        device: torch.device | str | None = None,
-        ignore_mismatched_sizes: bool = False,
-        attn_implementation: str = "sdpa",
-        **config_overrides: Any,
-    ) -> Self:
-        """Load a checkpoint from a local folder or a Hub id.
-
-        ``dtype``: a torch dtype, ``"auto"`` (the checkpoint's own), or None (torch's default, fp32).
-        ``config_overrides`` change config fields before the model is built, e.g. ``num_labels=5``.
-        The outcome for every tensor is in ``model.load_report``.
-        """
-        model, checkpoint, report = cls.plan_pretrained(
-            name_or_path,
-            config=config,
-            revision=revision,
-            cache_dir=cache_dir,
-            ignore_mismatched_sizes=ignore_mismatched_sizes,
-            **config_overrides,
-        )
-        dtype = _resolve_dtype(dtype, model.config, checkpoint)
-        device = torch.device(device or "cpu")
-        tied = model.tied_weights()
-        # Fresh storage everywhere (untouched, so it costs no memory yet), then init what the
-        # checkpoint does not provide, then the checkpoint's tensors replace the rest: no second copy.
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if name not in tied:
-                kind = dtype if tensor.is_floating_point() else tensor.dtype
-                _set_tensor(model, name, torch.empty(tensor.shape, dtype=kind, device=device))
-        model.tie_weights()
-        uninitialised = {
-            r.model_key.rpartition(".")[0] for r in report.records if r.status in ("missing", "mismatched")
-        }
-        uninitialised |= {name.rpartition(".")[0] for name, _ in model.named_buffers()}
-        for owner in sorted(uninitialised):
-            model._init_weights(model.get_submodule(owner))
-        probes = {}
-        for record in report.records:
-            if record.status in ("loaded", "renamed"):
-                tensor = checkpoint.get(record.checkpoint_key).to(device=device, dtype=dtype).contiguous()
-                probes[record.model_key] = probe(tensor)
-                _set_tensor(model, record.model_key, tensor)
-        model.tie_weights()
-        check_probes(report, model.state_dict(), probes)
-        _warn_on_dropped_aliases(model, report, checkpoint)
-        model.set_attn_implementation(attn_implementation)
-        model.load_report = report
-        return model.eval()
-
-    def save_pretrained(self, save_directory: str | Path, *, max_shard_size: int | str = "5GB") -> list[Path]:
-        """Write ``config.json`` and safetensors weights that both minibert and transformers load."""
-        folder = Path(save_directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = self.config.replace(
-            architectures=[type(self).__name__],
-            extra={**self.config.extra, "dtype": str(self.dtype).removeprefix("torch.")},
-        )
-        (folder / CONFIG_FILE).write_text(
-            json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        # Tied aliases are left out, as transformers does: they are re-tied on loading.
-        tied = self.tied_weights()
-        state = {k: v for k, v in self.state_dict().items() if k not in tied}
-        return [folder / CONFIG_FILE, *save_safetensors(state, folder, max_shard_size)]
+    def disable_input_require_grads(self) -> None:
+        hook = getattr(self, "_require_grads_hook", None)
+        if hook is not None:
+            hook.remove()
+        self._require_grads_hook = None
 
 
-class Float32Linear(nn.Linear):
-    """An ``nn.Linear`` that multiplies in float32 whatever dtype it stores: see ``set_float32_matmuls``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = None if self.bias is None else self.bias.float()
-        return F.linear(x.float(), self.weight.float(), bias).to(x.dtype)
+# -- the phases of from_pretrained ---------------------------------------------------------
 
 
-def _set_tensor(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
-    """Put ``tensor`` in place of the parameter or buffer called ``name``."""
-    owner, _, attribute = name.rpartition(".")
-    module = model.get_submodule(owner)
-    if attribute in module._parameters:
-        tensor = nn.Parameter(tensor, requires_grad=module._parameters[attribute].requires_grad)
-    setattr(module, attribute, tensor)
+def allocate(model: PreTrainedModel, dtype: torch.dtype, device: torch.device) -> None:
+    """Give the meta-device model fresh storage: untouched, so it costs no memory yet."""
+    tied = model.tied_weights()
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if name not in tied:
+            kind = dtype if tensor.is_floating_point() else tensor.dtype
+            _set_tensor(model, name, torch.empty(tensor.shape, dtype=kind, device=device))
+    model.tie_weights()
 
 
-def _warn_on_dropped_aliases(model: PreTrainedModel, report: LoadReport, checkpoint: Checkpoint) -> None:
-    """A tied alias saved with values of its own would be silently replaced by the shared tensor."""
+def initialise_missing(model: PreTrainedModel, report: LoadReport) -> None:
+    """Run ``_init_weights`` on the modules whose tensors the checkpoint lacks, and on those with buffers."""
+    owners = {r.model_key.rpartition(".")[0] for r in report.records if r.status in ("missing", "mismatched")}
+    owners |= {name.rpartition(".")[0] for name, _ in model.named_buffers()}
+    for owner in sorted(owners):
+        model._init_weights(model.get_submodule(owner))
+
+
+def read_checkpoint(
+    model: PreTrainedModel, checkpoint: Checkpoint, report: LoadReport, dtype: torch.dtype, device: torch.device
+) -> dict[str, Tensor]:
+    """Read each loaded tensor from the checkpoint into the model, as its own storage; returns a probe of each."""
+    probes = {}
+    for record in report.records:
+        if record.status in ("loaded", "renamed"):
+            tensor = checkpoint.get(record.checkpoint_key).to(device=device, dtype=dtype).contiguous()
+            probes[record.model_key] = probe(tensor)
+            _set_tensor(model, record.model_key, tensor)
+    model.tie_weights()
+    for module in model.modules():  # nothing is left to initialise: init_weights() keeps it all
+        module._initialised = True
+    return probes
+
+
+def verify(model: PreTrainedModel, checkpoint: Checkpoint, report: LoadReport, probes: dict[str, Tensor]) -> None:
+    """Check that every loaded tensor still holds the file's values, and warn about tied aliases that differ."""
+    check_probes(report, model.state_dict(), probes)
     tied = model.tied_weights()
     for record in report.records:
         if record.status != "tied" or record.checkpoint_key is None:
             continue
+        # A tied alias saved with values of its own would be silently replaced by the shared tensor.
         kept, saved = model.get_parameter(tied[record.model_key]), checkpoint.get(record.checkpoint_key)
         if saved.shape != kept.shape or not torch.equal(saved.to(kept.dtype), kept):
             warnings.warn(
@@ -443,3 +549,20 @@ def _resolve_dtype(dtype: DTypeLike, config: EncoderConfig, checkpoint: Checkpoi
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ConfigError(f"dtype must be a floating torch dtype, 'auto' or None, got {dtype!r}")
     return dtype
+
+
+def _set_tensor(model: nn.Module, name: str, tensor: Tensor) -> None:
+    """Put ``tensor`` in place of the parameter or buffer called ``name``."""
+    owner, _, attribute = name.rpartition(".")
+    module = model.get_submodule(owner)
+    if attribute in module._parameters:
+        tensor = nn.Parameter(tensor, requires_grad=module._parameters[attribute].requires_grad)
+    setattr(module, attribute, tensor)
+
+
+class Float32Linear(nn.Linear):
+    """An ``nn.Linear`` that multiplies in float32 whatever dtype it stores: see ``set_float32_matmuls``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        bias = None if self.bias is None else self.bias.float()
+        return F.linear(x.float(), self.weight.float(), bias).to(x.dtype)
