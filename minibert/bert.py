@@ -143,6 +143,28 @@ class AttentionMask:
         return batch.view(*self.shape, -1)
 
 
+def attend(
+    q: Tensor,  # (B, nh, T, hs)
+    k: Tensor,  # (B, nh, T, hs)
+    v: Tensor,  # (B, nh, T, hs)
+    bias: Tensor | None,  # added to the scores: (B, 1, 1, T) padding, or (B, nh, T, T) with position biases
+    dropout: float,
+    eager: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """softmax(q k^T / sqrt(hs) + bias) v; ``eager`` writes it out and also returns the probabilities.
+
+    Otherwise PyTorch's fused kernel computes the same in one call (and returns no probabilities).
+    """
+    scale = q.shape[-1] ** -0.5
+    if not eager:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=scale), None
+    scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (B, nh, T, T)
+    if bias is not None:
+        scores = scores + bias
+    probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=dropout > 0)  # (B, nh, T, T)
+    return torch.matmul(probs, v), probs  # (B, nh, T, hs)
+
+
 class SelfAttention(nn.Module):
     """Multi-head scaled dot-product attention (``BertSelfAttention``).
 
@@ -171,19 +193,9 @@ class SelfAttention(nn.Module):
         batch, length, _ = q.shape
         heads = (batch, length, self.num_heads, self.head_size)
         q, k, v = (x.view(heads).transpose(1, 2) for x in (q, k, v))  # (B, nh, T, hs)
+        eager = self.attn_implementation == "eager" or output_attentions
         dropout = self.dropout_prob if self.training else 0.0
-        scale = self.head_size**-0.5
-        probs = None
-        if self.attn_implementation == "eager" or output_attentions:
-            scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (B, nh, T, T)
-            if mask.bias is not None:
-                scores = scores + mask.bias
-            probs = F.dropout(scores.softmax(dim=-1), p=dropout, training=self.training)  # (B, nh, T, T)
-            context = torch.matmul(probs, v)  # (B, nh, T, hs)
-        else:
-            context = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask.bias, dropout_p=dropout, scale=scale
-            )  # (B, nh, T, hs)
+        context, probs = attend(q, k, v, mask.bias, dropout, eager)  # (B, nh, T, hs)
         context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, nh * hs)
         return mask.to_tokens(context), probs
 

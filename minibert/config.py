@@ -20,6 +20,8 @@ from minibert.errors import CheckpointNotFoundError, ConfigError
 from minibert.hub import resolve_config_file
 
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
+# model_type -> config class: every EncoderConfig subclass that names a model_type registers itself here.
+CONFIG_CLASSES: dict[str, type[EncoderConfig]] = {}
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class EncoderConfig:
     """The fields every BERT-family encoder shares; subclasses set the defaults."""
 
     model_type: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.model_type:
+            CONFIG_CLASSES[cls.model_type] = cls
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -296,7 +303,6 @@ class AlbertConfig(EncoderConfig):
         return self.hidden_dropout_prob if self.classifier_dropout_prob is None else self.classifier_dropout_prob
 
 
-CONFIG_CLASSES: dict[str, type[EncoderConfig]] = {c.model_type: c for c in (BertConfig, RobertaConfig, AlbertConfig)}
 
 
 def read_config_json(path: str | Path) -> dict[str, Any]:
