@@ -1,4 +1,4 @@
-"""minibert: BERT, RoBERTa and ALBERT in pure PyTorch, loading Hugging Face checkpoints with proven parity."""
+"""minibert: the BERT family in pure PyTorch, loading Hugging Face checkpoints with proven parity."""
 
 from minibert.albert import (
     AlbertForMaskedLM,
@@ -36,11 +36,25 @@ from minibert.bert import (
     RobertaForTokenClassification,
     RobertaModel,
 )
-from minibert.config import AlbertConfig, BertConfig, RobertaConfig
+from minibert.config import AlbertConfig, BertConfig, CamembertConfig, RobertaConfig, XLMRobertaConfig
 from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError, TokenizerError
 from minibert.loading import LoadReport
 from minibert.pretrained import PreTrainedModel
 from minibert.tokenization import AlbertTokenizer, AutoTokenizer, BertTokenizer, PreTrainedTokenizer, RobertaTokenizer
+from minibert.xlm_roberta import (
+    CamembertForMaskedLM,
+    CamembertForMultipleChoice,
+    CamembertForQuestionAnswering,
+    CamembertForSequenceClassification,
+    CamembertForTokenClassification,
+    CamembertModel,
+    XLMRobertaForMaskedLM,
+    XLMRobertaForMultipleChoice,
+    XLMRobertaForQuestionAnswering,
+    XLMRobertaForSequenceClassification,
+    XLMRobertaForTokenClassification,
+    XLMRobertaModel,
+)
 
 __version__ = "0.1.0"
 
@@ -74,6 +88,13 @@ __all__ = [
     "BertForTokenClassification",
     "BertModel",
     "BertTokenizer",
+    "CamembertConfig",
+    "CamembertForMaskedLM",
+    "CamembertForMultipleChoice",
+    "CamembertForQuestionAnswering",
+    "CamembertForSequenceClassification",
+    "CamembertForTokenClassification",
+    "CamembertModel",
     "CheckpointError",
     "CheckpointNotFoundError",
     "ConfigError",
@@ -90,4 +111,11 @@ __all__ = [
     "RobertaModel",
     "RobertaTokenizer",
     "TokenizerError",
+    "XLMRobertaConfig",
+    "XLMRobertaForMaskedLM",
+    "XLMRobertaForMultipleChoice",
+    "XLMRobertaForQuestionAnswering",
+    "XLMRobertaForSequenceClassification",
+    "XLMRobertaForTokenClassification",
+    "XLMRobertaModel",
 ]

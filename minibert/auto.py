@@ -1,7 +1,8 @@
 """``AutoConfig`` and ``AutoModel*``: the class is chosen by ``config.json``'s ``model_type``, as in transformers.
 
-Each ``AutoModel*`` class is a table from ``model_type`` to the model class of one task; a new
-architecture adds its classes to the tables here. (``AutoTokenizer`` lives with the tokenizers.)
+``ARCHITECTURES`` lists the model classes of each ``model_type``; an ``AutoModelFor<Task>`` picks
+the one whose name ends in ``For<Task>``, as transformers names them. A new architecture adds
+one entry here. (``AutoTokenizer`` lives with the tokenizers.)
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from minibert import albert, bert
+from minibert import albert, bert, xlm_roberta
 from minibert.config import EncoderConfig, config_class_for, read_config_json
 from minibert.errors import ConfigError
 from minibert.hub import resolve_config_file
@@ -38,21 +39,78 @@ class AutoConfig:
             raise ConfigError(f"{path}: {error}") from error
 
 
-class _AutoModel:
-    """Dispatches ``from_pretrained`` / ``from_config`` through ``_classes[model_type]``."""
+# model_type -> its base model and head classes.
+ARCHITECTURES: dict[str, tuple[type[PreTrainedModel], ...]] = {
+    "bert": (
+        bert.BertModel,
+        bert.BertForMaskedLM,
+        bert.BertForPreTraining,
+        bert.BertForNextSentencePrediction,
+        bert.BertForSequenceClassification,
+        bert.BertForTokenClassification,
+        bert.BertForQuestionAnswering,
+        bert.BertForMultipleChoice,
+    ),
+    "roberta": (
+        bert.RobertaModel,
+        bert.RobertaForMaskedLM,
+        bert.RobertaForSequenceClassification,
+        bert.RobertaForTokenClassification,
+        bert.RobertaForQuestionAnswering,
+        bert.RobertaForMultipleChoice,
+    ),
+    "albert": (
+        albert.AlbertModel,
+        albert.AlbertForMaskedLM,
+        albert.AlbertForPreTraining,
+        albert.AlbertForSequenceClassification,
+        albert.AlbertForTokenClassification,
+        albert.AlbertForQuestionAnswering,
+        albert.AlbertForMultipleChoice,
+    ),
+    "xlm-roberta": (
+        xlm_roberta.XLMRobertaModel,
+        xlm_roberta.XLMRobertaForMaskedLM,
+        xlm_roberta.XLMRobertaForSequenceClassification,
+        xlm_roberta.XLMRobertaForTokenClassification,
+        xlm_roberta.XLMRobertaForQuestionAnswering,
+        xlm_roberta.XLMRobertaForMultipleChoice,
+    ),
+    "camembert": (
+        xlm_roberta.CamembertModel,
+        xlm_roberta.CamembertForMaskedLM,
+        xlm_roberta.CamembertForSequenceClassification,
+        xlm_roberta.CamembertForTokenClassification,
+        xlm_roberta.CamembertForQuestionAnswering,
+        xlm_roberta.CamembertForMultipleChoice,
+    ),
+}
 
-    _classes: ClassVar[dict[str, type[PreTrainedModel]]] = {}
+
+class _AutoModel:
+    """Dispatches ``from_pretrained`` / ``from_config`` to the class of ``model_type`` for ``task``."""
+
+    task: ClassVar[str] = "Model"  # the end of the class names: "Model", "ForMaskedLM", ...
+    fallback: ClassVar[str | None] = None  # the task to use where an architecture has no class for ``task``
 
     def __init__(self) -> None:
         raise TypeError(f"{type(self).__name__} is a dispatcher: use .from_pretrained(...) or .from_config(...)")
 
     @classmethod
     def model_class(cls, config: EncoderConfig) -> type[PreTrainedModel]:
-        if config.model_type not in cls._classes:
-            raise ConfigError(
-                f"{cls.__name__} has no class for model_type {config.model_type!r}; it knows {', '.join(cls._classes)}"
-            )
-        return cls._classes[config.model_type]
+        classes = ARCHITECTURES.get(config.model_type, ())
+        for task in (cls.task, cls.fallback):
+            match = next((c for c in classes if task and c.__name__.endswith(task)), None)
+            if match is not None:
+                return match
+        known = [
+            model_type
+            for model_type in ARCHITECTURES
+            if any(c.__name__.endswith(cls.task) for c in ARCHITECTURES[model_type])
+        ]
+        raise ConfigError(
+            f"{cls.__name__} has no class for model_type {config.model_type!r}; it knows {', '.join(known)}"
+        )
 
     @classmethod
     def from_config(cls, config: EncoderConfig) -> PreTrainedModel:
@@ -77,53 +135,33 @@ class _AutoModel:
 
 
 class AutoModel(_AutoModel):
-    _classes = {"bert": bert.BertModel, "roberta": bert.RobertaModel, "albert": albert.AlbertModel}
+    task = "Model"
 
 
 class AutoModelForMaskedLM(_AutoModel):
-    _classes = {"bert": bert.BertForMaskedLM, "roberta": bert.RobertaForMaskedLM, "albert": albert.AlbertForMaskedLM}
+    task = "ForMaskedLM"
 
 
 class AutoModelForPreTraining(_AutoModel):
-    # RoBERTa was pre-trained with masked LM alone, so its pre-training model is the MLM one.
-    _classes = {
-        "bert": bert.BertForPreTraining,
-        "roberta": bert.RobertaForMaskedLM,
-        "albert": albert.AlbertForPreTraining,
-    }
+    # RoBERTa and its kin were pre-trained with masked LM alone: their pre-training model is the MLM one.
+    task, fallback = "ForPreTraining", "ForMaskedLM"
 
 
 class AutoModelForNextSentencePrediction(_AutoModel):
-    _classes = {"bert": bert.BertForNextSentencePrediction}
+    task = "ForNextSentencePrediction"
 
 
 class AutoModelForSequenceClassification(_AutoModel):
-    _classes = {
-        "bert": bert.BertForSequenceClassification,
-        "roberta": bert.RobertaForSequenceClassification,
-        "albert": albert.AlbertForSequenceClassification,
-    }
+    task = "ForSequenceClassification"
 
 
 class AutoModelForTokenClassification(_AutoModel):
-    _classes = {
-        "bert": bert.BertForTokenClassification,
-        "roberta": bert.RobertaForTokenClassification,
-        "albert": albert.AlbertForTokenClassification,
-    }
+    task = "ForTokenClassification"
 
 
 class AutoModelForQuestionAnswering(_AutoModel):
-    _classes = {
-        "bert": bert.BertForQuestionAnswering,
-        "roberta": bert.RobertaForQuestionAnswering,
-        "albert": albert.AlbertForQuestionAnswering,
-    }
+    task = "ForQuestionAnswering"
 
 
 class AutoModelForMultipleChoice(_AutoModel):
-    _classes = {
-        "bert": bert.BertForMultipleChoice,
-        "roberta": bert.RobertaForMultipleChoice,
-        "albert": albert.AlbertForMultipleChoice,
-    }
+    task = "ForMultipleChoice"

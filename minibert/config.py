@@ -256,6 +256,24 @@ class RobertaConfig(EncoderConfig):
 
 
 @dataclass(frozen=True)
+class XLMRobertaConfig(RobertaConfig):
+    """Mirrors ``transformers.XLMRobertaConfig``: RoBERTa's fields and defaults but the vocabulary size."""
+
+    model_type: ClassVar[str] = "xlm-roberta"
+
+    vocab_size: int = 30522  # transformers' default; real checkpoints set theirs (250002 for xlm-roberta-base)
+
+
+@dataclass(frozen=True)
+class CamembertConfig(RobertaConfig):
+    """Mirrors ``transformers.CamembertConfig``: RoBERTa's fields and defaults but the vocabulary size."""
+
+    model_type: ClassVar[str] = "camembert"
+
+    vocab_size: int = 30522  # transformers' default; camembert-base sets 32005
+
+
+@dataclass(frozen=True)
 class AlbertConfig(EncoderConfig):
     """Mirrors ``transformers.AlbertConfig`` (albert-xxlarge defaults, as there).
 
@@ -303,6 +321,35 @@ class AlbertConfig(EncoderConfig):
         return self.hidden_dropout_prob if self.classifier_dropout_prob is None else self.classifier_dropout_prob
 
 
+@dataclass(frozen=True)
+class ElectraConfig(EncoderConfig):
+    """Mirrors ``transformers.ElectraConfig`` (electra-small-discriminator defaults, as there).
+
+    Embeddings are ``embedding_size`` wide, projected up to ``hidden_size`` where the two differ.
+    The ``summary_*`` fields shape the multiple-choice head's one vector per sequence.
+    """
+
+    model_type: ClassVar[str] = "electra"
+
+    embedding_size: int = 128
+    hidden_size: int = 256
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    summary_type: str = "first"  # the token read: "first", "last", "mean" (over all positions), "cls_index"
+    summary_use_proj: bool = True  # then a Linear (sequence_summary.summary)
+    summary_activation: str | None = "gelu"  # then this activation; None: none
+    summary_last_dropout: float = 0.1
+
+    def _validate(self) -> None:
+        super()._validate()
+        if not isinstance(self.embedding_size, int) or isinstance(self.embedding_size, bool) or self.embedding_size < 1:
+            raise ConfigError(f"embedding_size must be a positive integer, got {self.embedding_size!r}")
+        if not isinstance(self.summary_use_proj, bool):
+            raise ConfigError(f"summary_use_proj must be true or false, got {self.summary_use_proj!r}")
+        if not (isinstance(self.summary_last_dropout, int | float) and 0 <= self.summary_last_dropout <= 1):
+            raise ConfigError(
+                f"summary_last_dropout must be a probability in [0, 1], got {self.summary_last_dropout!r}"
+            )
 
 
 def read_config_json(path: str | Path) -> dict[str, Any]:

@@ -131,7 +131,34 @@ ALBERT_CONFIGS = {
         tie_word_embeddings=False,
     ),
 }
-CONFIGS = {**BERT_CONFIGS, **ROBERTA_CONFIGS, **ALBERT_CONFIGS}
+# XLM-RoBERTa and CamemBERT are RoBERTa's model under their own model_type: one config each.
+XLM_ROBERTA_CONFIGS = {
+    "xlm-roberta-a": dict(
+        vocab_size=70,
+        hidden_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=3,
+        intermediate_size=30,
+        max_position_embeddings=36,
+        type_vocab_size=1,
+        pad_token_id=1,
+    ),
+}
+CAMEMBERT_CONFIGS = {
+    "camembert-a": dict(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=40,
+        hidden_act="gelu_new",
+        max_position_embeddings=30,
+        type_vocab_size=2,
+        pad_token_id=3,
+        tie_word_embeddings=False,
+    ),
+}
+CONFIGS = {**BERT_CONFIGS, **ROBERTA_CONFIGS, **ALBERT_CONFIGS, **XLM_ROBERTA_CONFIGS, **CAMEMBERT_CONFIGS}
 
 BERT_CLASSES = [
     "BertModel",
@@ -160,17 +187,32 @@ ALBERT_CLASSES = [
     "AlbertForQuestionAnswering",
     "AlbertForMultipleChoice",
 ]
-CLASSES = BERT_CLASSES + ROBERTA_CLASSES + ALBERT_CLASSES
+XLM_ROBERTA_CLASSES = [name.replace("Roberta", "XLMRoberta") for name in ROBERTA_CLASSES]
+CAMEMBERT_CLASSES = [name.replace("Roberta", "Camembert") for name in ROBERTA_CLASSES]
+CLASSES = BERT_CLASSES + ROBERTA_CLASSES + ALBERT_CLASSES + XLM_ROBERTA_CLASSES + CAMEMBERT_CLASSES
+# family -> (configs, class-name prefix, transformers config class)
 FAMILIES = {
-    "bert": (BERT_CONFIGS, "Bert"),
-    "roberta": (ROBERTA_CONFIGS, "Roberta"),
-    "albert": (ALBERT_CONFIGS, "Albert"),
+    "bert": (BERT_CONFIGS, "Bert", transformers.BertConfig),
+    "roberta": (ROBERTA_CONFIGS, "Roberta", transformers.RobertaConfig),
+    "albert": (ALBERT_CONFIGS, "Albert", transformers.AlbertConfig),
+    "xlm-roberta": (XLM_ROBERTA_CONFIGS, "XLMRoberta", transformers.XLMRobertaConfig),
+    "camembert": (CAMEMBERT_CONFIGS, "Camembert", transformers.CamembertConfig),
 }
 
 
 def family_of(name: str) -> str:
-    """'bert', 'roberta' or 'albert' for a class name or a config name."""
-    return next(f for f, (_, prefix) in FAMILIES.items() if name.startswith((f, prefix)))
+    """The family ('bert', 'xlm-roberta', ...) of a class name or a config name."""
+    return next(f for f, (_, prefix, _) in FAMILIES.items() if name.startswith((f + "-", prefix)))
+
+
+def base_class_of(class_name: str) -> str:
+    """The base model class of a head class: 'BertModel' for 'BertForMaskedLM'."""
+    return FAMILIES[family_of(class_name)][1] + "Model"
+
+
+def task_of(class_name: str) -> str:
+    """What a class does: 'ForMaskedLM' for 'BertForMaskedLM', 'Model' for a base model."""
+    return class_name.removeprefix(FAMILIES[family_of(class_name)][1])
 
 
 def config_names_for(class_name: str) -> list[str]:
@@ -178,10 +220,7 @@ def config_names_for(class_name: str) -> list[str]:
 
 
 def hf_config(config_name: str) -> transformers.PretrainedConfig:
-    cls = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig, "albert": transformers.AlbertConfig}[
-        family_of(config_name)
-    ]
-    return cls(**CONFIGS[config_name])
+    return FAMILIES[family_of(config_name)][2](**CONFIGS[config_name])
 
 
 def hf_model(class_name: str, config_name: str, seed: int = 0, attn: str = "sdpa") -> torch.nn.Module:

@@ -16,12 +16,14 @@ from conftest import (
     CLASSES,
     CONFIGS,
     assert_outputs_close,
+    base_class_of,
     config_names_for,
     family_of,
     hf_model,
     inputs_for,
     make_inputs,
     ours_class,
+    task_of,
 )
 from safetensors.torch import load_file
 from torch import nn
@@ -65,7 +67,7 @@ def labels_for(class_name: str, vocab_size: int, num_labels: int, inputs: dict) 
     generator = torch.Generator().manual_seed(5)
     ids = inputs["input_ids"]
     batch, length = ids.shape[0], ids.shape[-1]
-    task = class_name.removeprefix("Bert").removeprefix("Roberta").removeprefix("Albert")
+    task = task_of(class_name)
     if task in ("ForMaskedLM", "ForPreTraining"):
         labels = torch.randint(0, vocab_size, (batch, length), generator=generator)
         labels[torch.rand(batch, length, generator=generator) < 0.7] = -100
@@ -427,7 +429,7 @@ def test_new_label_count_initialises_only_the_classifier(class_name, checkpoint_
 
 @pytest.mark.parametrize("class_name", [*SEQUENCE, "BertForQuestionAnswering", "AlbertForTokenClassification"])
 def test_base_checkpoint_gets_a_new_head_and_keeps_every_encoder_tensor(class_name, checkpoint_dir):
-    base = {"bert": "BertModel", "roberta": "RobertaModel", "albert": "AlbertModel"}[family_of(class_name)]
+    base = base_class_of(class_name)
     folder = checkpoint_dir(base, config_names_for(class_name)[0])
     ours = ours_class(class_name).from_pretrained(folder)
     _, info = getattr(transformers, class_name).from_pretrained(folder, output_loading_info=True)

@@ -8,8 +8,8 @@ from conftest import (
     CLASSES,
     LAYOUTS,
     assert_outputs_close,
+    base_class_of,
     config_names_for,
-    family_of,
     inputs_for,
     make_inputs,
     ours_class,
@@ -19,10 +19,6 @@ import minibert
 
 CASES = [(c, n) for c in CLASSES for n in config_names_for(c)]
 HEADS = [c for c in CLASSES if not c.endswith("Model")]
-
-
-def base_of(class_name: str) -> str:
-    return {"bert": "BertModel", "roberta": "RobertaModel", "albert": "AlbertModel"}[family_of(class_name)]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -142,7 +138,7 @@ def test_optional_inputs_default_as_in_transformers(class_name, checkpoint_dir, 
 @pytest.mark.parametrize("head", HEADS)
 def test_base_checkpoint_loads_into_head_model(head, checkpoint_dir, reference):
     """The encoder is the checkpoint's, only the head is new, and the report says so as transformers does."""
-    base, config_name = base_of(head), config_names_for(head)[0]
+    base, config_name = base_class_of(head), config_names_for(head)[0]
     folder = checkpoint_dir(base, config_name)
     ours = ours_class(head).from_pretrained(folder)
     _, info = getattr(transformers, head).from_pretrained(folder, output_loading_info=True)
@@ -163,7 +159,7 @@ def test_base_checkpoint_loads_into_head_model(head, checkpoint_dir, reference):
 
 @pytest.mark.parametrize("head", HEADS)
 def test_head_checkpoint_loads_into_base_model(head, checkpoint_dir, reference):
-    base, config_name = base_of(head), config_names_for(head)[0]
+    base, config_name = base_class_of(head), config_names_for(head)[0]
     folder = checkpoint_dir(head, config_name)
     ours = ours_class(base).from_pretrained(folder)
     _, info = getattr(transformers, base).from_pretrained(folder, output_loading_info=True)
