@@ -9,23 +9,24 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 
-def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+def gelu_tanh(x: Tensor) -> Tensor:
     """GELU's tanh approximation written out, as GPT-2 and BERT's TF code compute it."""
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
-def gelu_fast(x: torch.Tensor) -> torch.Tensor:
+def gelu_fast(x: Tensor) -> Tensor:
     """The same approximation, factored differently (so it rounds differently)."""
     return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
 
 
-def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+def quick_gelu(x: Tensor) -> Tensor:
     return x * torch.sigmoid(1.702 * x)
 
 
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu": F.gelu,
     "gelu_python": F.gelu,
     "gelu_new": gelu_tanh,

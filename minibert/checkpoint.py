@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import Tensor
 
 from minibert.errors import CheckpointError, CheckpointNotFoundError, first_line
 from minibert.hub import WEIGHT_FILES, read_index
@@ -54,7 +55,7 @@ class Checkpoint:
                 self._key_file.setdefault(key, path)
 
     @classmethod
-    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor]) -> Checkpoint:
+    def from_state_dict(cls, state_dict: Mapping[str, Tensor]) -> Checkpoint:
         """Tensors already in memory (``from_pretrained(..., state_dict=...)``), read as if from a file."""
         return cls(STATE_DICT, {STATE_DICT: _MappingReader(STATE_DICT, state_dict)})
 
@@ -73,7 +74,7 @@ class Checkpoint:
     def dtype(self, key: str) -> torch.dtype:
         return self._readers[self._key_file[key]].dtype(key)
 
-    def get(self, key: str) -> torch.Tensor:
+    def get(self, key: str) -> Tensor:
         """The tensor stored under ``key``, read from its file now."""
         return self._readers[self._key_file[key]].get(key)
 
@@ -97,7 +98,7 @@ class _SafetensorsReader:
     def dtype(self, key: str) -> torch.dtype:
         return SAFETENSORS_DTYPES[self.file.get_slice(key).get_dtype()]
 
-    def get(self, key: str) -> torch.Tensor:
+    def get(self, key: str) -> Tensor:
         try:
             return self.file.get_tensor(key)
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:
@@ -107,8 +108,8 @@ class _SafetensorsReader:
 class _MappingReader:
     """Tensors in a mapping: a state dict passed in, or one unpickled from a file."""
 
-    def __init__(self, path: Path, state: Mapping[str, torch.Tensor]) -> None:
-        if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    def __init__(self, path: Path, state: Mapping[str, Tensor]) -> None:
+        if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
             raise CheckpointError(f"{path}: expected a mapping of names to tensors")
         self.path = path
         self.state = state
@@ -122,7 +123,7 @@ class _MappingReader:
     def dtype(self, key: str) -> torch.dtype:
         return self.state[key].dtype
 
-    def get(self, key: str) -> torch.Tensor:
+    def get(self, key: str) -> Tensor:
         return self.state[key].clone()  # a tensor of its own, not a view of the mapped file or the caller's dict
 
 
@@ -191,11 +192,11 @@ def parse_size(size: int | str) -> int:
 
 
 def save_safetensors(
-    state: dict[str, torch.Tensor], folder: Path, max_shard_size: int | str, metadata: dict[str, str] | None = None
+    state: dict[str, Tensor], folder: Path, max_shard_size: int | str, metadata: dict[str, str] | None = None
 ) -> list[Path]:
     """Write ``state`` as ``model.safetensors``, or as shards plus an index above ``max_shard_size``."""
     limit = parse_size(max_shard_size)
-    shards: list[dict[str, torch.Tensor]] = [{}]
+    shards: list[dict[str, Tensor]] = [{}]
     shard_bytes = 0
     for key, tensor in state.items():
         size = tensor.numel() * tensor.element_size()

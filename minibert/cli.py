@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 import minibert
 from minibert.auto import AutoConfig
@@ -25,6 +26,8 @@ from minibert.config import EncoderConfig
 from minibert.errors import MinibertError
 from minibert.loading import LoadReport
 from minibert.pretrained import PreTrainedModel
+from minibert.tasks import classify, cosine_similarities, embed, fill_mask
+from minibert.tokenization import AutoTokenizer
 
 
 def default_checkpoint() -> Path:
@@ -53,9 +56,7 @@ def model_class(config: EncoderConfig, name: str | None) -> type[PreTrainedModel
     return cls
 
 
-def verification_inputs(
-    config: EncoderConfig, batch: int = 3, length: int = 16, seed: int = 0
-) -> dict[str, torch.Tensor]:
+def verification_inputs(config: EncoderConfig, batch: int = 3, length: int = 16, seed: int = 0) -> dict[str, Tensor]:
     """Deterministic ids with right padding (rows get shorter) and, where the model has them, token types."""
     offset = config.pad_token_id + 1 if config.model_type == "roberta" else 0
     length = min(length, config.max_position_embeddings - offset)
@@ -74,7 +75,7 @@ def verification_inputs(
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
-def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+def max_abs_diff(a: Tensor, b: Tensor) -> float:
     if a.shape != b.shape:
         return float("inf")
     return (a.float() - b.float()).abs().max().item()
@@ -208,9 +209,6 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def fill_mask_command(args: argparse.Namespace) -> int:
-    from minibert.tasks import fill_mask
-    from minibert.tokenization import AutoTokenizer
-
     model = minibert.AutoModelForMaskedLM.from_pretrained(args.checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     for number, predictions in enumerate(fill_mask(model, tokenizer, args.text, top_k=args.top_k), start=1):
@@ -219,9 +217,6 @@ def fill_mask_command(args: argparse.Namespace) -> int:
 
 
 def embed_command(args: argparse.Namespace) -> int:
-    from minibert.tasks import cosine_similarities, embed
-    from minibert.tokenization import AutoTokenizer
-
     source = args.checkpoint
     model = minibert.AutoModel.from_pretrained(source)
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -240,9 +235,6 @@ def embed_command(args: argparse.Namespace) -> int:
 
 
 def classify_command(args: argparse.Namespace) -> int:
-    from minibert.tasks import classify
-    from minibert.tokenization import AutoTokenizer
-
     model = minibert.AutoModelForSequenceClassification.from_pretrained(args.checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     for text, predictions in zip(args.texts, classify(model, tokenizer, args.texts, top_k=args.top_k), strict=True):

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
+from torch import Tensor
 
 from minibert.checkpoint import Checkpoint
 from minibert.errors import CheckpointError
@@ -245,20 +246,20 @@ def _is_float(dtype: str | None) -> bool:
 PROBE_SIZE = 128
 
 
-def probe(tensor: torch.Tensor) -> torch.Tensor:
+def probe(tensor: Tensor) -> Tensor:
     """Up to PROBE_SIZE values spread evenly over ``tensor`` (first and last included), copied."""
     flat = tensor.detach().reshape(-1)
     return flat[probe_indices(flat.numel(), flat.device)]
 
 
 @functools.cache
-def probe_indices(numel: int, device: torch.device) -> torch.Tensor:
+def probe_indices(numel: int, device: torch.device) -> Tensor:
     steps = min(PROBE_SIZE, numel)
     # Integer arithmetic: float spacing would round past the last index of large tensors.
     return torch.arange(steps, device=device) * (numel - 1) // max(steps - 1, 1)
 
 
-def check_probes(report: LoadReport, state: dict[str, torch.Tensor], probes: dict[str, torch.Tensor]) -> None:
+def check_probes(report: LoadReport, state: dict[str, Tensor], probes: dict[str, Tensor]) -> None:
     """Mark each loaded record verified if the model's tensor still holds the probed file values.
 
     This catches a tensor that landed under the wrong name, or was overwritten after it was

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from minibert.errors import MinibertError
 from minibert.pretrained import PreTrainedModel
@@ -44,7 +45,7 @@ def fill_mask(
     ]
 
 
-def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def mean_pool(last_hidden_state: Tensor, attention_mask: Tensor) -> Tensor:
     """Average of the real tokens' vectors, as sentence-transformers pools all-MiniLM-L6-v2."""
     mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)  # (B, T, 1)
     return (last_hidden_state * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # (B, H)
@@ -58,7 +59,7 @@ def embed(
     normalize: bool = True,
     batch_size: int = 32,
     max_length: int | None = None,
-) -> torch.Tensor:
+) -> Tensor:
     """Sentence embeddings (N, H): mean pooling over the attention mask, then (by default) unit length."""
     chunks = []
     for start in range(0, len(sentences), batch_size):
@@ -71,7 +72,7 @@ def embed(
     return F.normalize(embeddings, p=2, dim=1) if normalize else embeddings
 
 
-def cosine_similarities(embeddings: torch.Tensor) -> torch.Tensor:
+def cosine_similarities(embeddings: Tensor) -> Tensor:
     """(N, N) cosine similarity of every pair of embeddings."""
     unit = F.normalize(embeddings, p=2, dim=1)
     return unit @ unit.T
