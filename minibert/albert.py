@@ -33,6 +33,7 @@ from minibert.bert import (
     BertPreTrainedModel,
     Embeddings,
     EncoderModel,
+    HeadModel,
     SelfAttention,
     keep_features,
     masked_lm_loss,
@@ -209,7 +210,7 @@ class AlbertModel(AlbertPreTrainedModel, EncoderModel):
             self.post_init()
 
 
-class AlbertForMaskedLM(AlbertPreTrainedModel):
+class AlbertForMaskedLM(AlbertPreTrainedModel, HeadModel):
     """Scores over the vocabulary for every token: ``transformers.AlbertForMaskedLM``."""
 
     _tied_weights_keys: ClassVar[dict[str, str]] = {
@@ -223,18 +224,8 @@ class AlbertForMaskedLM(AlbertPreTrainedModel):
         self.predictions = AlbertMLMHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,  # (B, T): the true token at masked positions, -100 elsewhere
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> LogitsOutput:
+        """``labels`` (B, T): the true token at masked positions, -100 elsewhere."""
         logits = self.predictions(outputs.last_hidden_state)  # (B, T, V)
         return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
 

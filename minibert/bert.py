@@ -32,6 +32,7 @@ from minibert.errors import ConfigError
 from minibert.outputs import (
     BaseModelOutputWithPooling,
     LogitsOutput,
+    ModelOutput,
     PreTrainingOutput,
     QuestionAnsweringModelOutput,
 )
@@ -350,7 +351,8 @@ class EncoderModel(PreTrainedModel):
     """The forward pass every BERT-family base model shares: check, embed, mask, encode, pool.
 
     An architecture's base model (``BertModel``, ``AlbertModel``) only builds, in ``__init__``,
-    the three modules this calls: ``embeddings``, ``encoder`` and ``pooler`` (None without one).
+    the three modules this calls: ``embeddings``, ``encoder`` and ``pooler`` (None without one),
+    and may change ``embed``, the step from ids to the encoder's input.
     """
 
     # RoBERTa's positions start after the padding id: Embeddings' ``padded_positions``.
@@ -379,12 +381,22 @@ class EncoderModel(PreTrainedModel):
         offset = config.pad_token_id + 1 if self.padded_positions else 0
         width = self.embeddings.word_embeddings.embedding_dim
         check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, offset, width)
-        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
+        embeddings = self.embed(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
         mask = AttentionMask.from_padding(attention_mask, embeddings.dtype, unpad=self.unpad)
         outputs = self.encoder(embeddings, mask, output_hidden_states, output_attentions)
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)  # (B, H)
         return outputs
+
+    def embed(
+        self,
+        input_ids: Tensor | None,
+        token_type_ids: Tensor | None,
+        position_ids: Tensor | None,
+        inputs_embeds: Tensor | None,
+    ) -> Tensor:
+        """The encoder's input: the embeddings (ELECTRA projects them up to the hidden size first)."""
+        return self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
 
 
 class BertPreTrainedModel(PreTrainedModel):
@@ -442,9 +454,36 @@ class RobertaModel(RobertaPreTrainedModel, BertModel):
 # -- heads --------------------------------------------------------------------------------
 #
 # A head model builds its encoder with add_base_model() (as self.bert, self.roberta, ...:
-# the class's base_model_prefix), runs it through self.base_model, and adds a few lines of
-# its own. Its forward takes transformers' inputs by name and in transformers' order, so
-# calls, Trainer's column filtering and exports by position work as they do there.
+# the class's base_model_prefix) and runs it through self.base_model. Its forward takes
+# transformers' inputs by name and in transformers' order, so calls, Trainer's column
+# filtering and exports by position work as they do there; most heads inherit it from
+# HeadModel and write only head(), the few lines that make them a head.
+
+
+class HeadModel(PreTrainedModel):
+    """A head on an encoder: ``forward`` runs the encoder on transformers' inputs, then ``head()``.
+
+    ``head()`` is what makes each head what it is: the scores it computes from the encoder's
+    outputs, and its loss when given labels. Heads that take other labels (span positions, two
+    label sets) or reshape their inputs (multiple choice) write their own ``forward``.
+    """
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,  # (B, T)
+        attention_mask: Tensor | None = None,  # (B, T)
+        token_type_ids: Tensor | None = None,  # (B, T)
+        position_ids: Tensor | None = None,  # (B, T)
+        inputs_embeds: Tensor | None = None,  # (B, T, E)
+        labels: Tensor | None = None,  # what head() reads: see each head
+        **flags: Unpack[OutputFlags],
+    ) -> ModelOutput:
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        return self.head(self.base_model(*inputs, return_dict=True, **flags), labels)
+
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> ModelOutput:
+        """Scores from the encoder's ``outputs``, and the loss if ``labels`` are given."""
+        raise NotImplementedError(f"{type(self).__name__} computes no head")
 
 
 class HeadTransform(nn.Module):
@@ -515,7 +554,7 @@ def sequence_classification_loss(logits: Tensor, labels: Tensor | None, config: 
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
-class BertForMaskedLM(BertPreTrainedModel):
+class BertForMaskedLM(BertPreTrainedModel, HeadModel):
     """Scores over the vocabulary for every token: ``transformers.BertForMaskedLM``."""
 
     _tied_weights_keys: ClassVar[dict[str, str]] = {
@@ -529,18 +568,8 @@ class BertForMaskedLM(BertPreTrainedModel):
         self.cls = BertHeads(config, mlm=True, nsp=False)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,  # (B, T): the true token at masked positions, -100 elsewhere
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> LogitsOutput:
+        """``labels`` (B, T): the true token at masked positions, -100 elsewhere."""
         logits = self.cls.predictions(outputs.last_hidden_state)  # (B, T, V)
         return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
 
@@ -580,7 +609,7 @@ class BertForPreTraining(BertPreTrainedModel):
         )
 
 
-class BertForNextSentencePrediction(BertPreTrainedModel):
+class BertForNextSentencePrediction(BertPreTrainedModel, HeadModel):
     """Is sentence B the continuation of sentence A? ``transformers.BertForNextSentencePrediction``."""
 
     def __init__(self, config: EncoderConfig) -> None:
@@ -589,28 +618,14 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         self.cls = BertHeads(config, mlm=False, nsp=True)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,  # (B,): 0 = B follows A, 1 = B is random
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> LogitsOutput:
+        """``labels`` (B,): 0 = sentence B follows A, 1 = B is random."""
         logits = self.cls.seq_relationship(outputs.pooler_output)  # (B, 2)
         loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
 
 
-# The four heads below serve BERT, RoBERTa and ALBERT alike (RoBERTa brings its own sentence
-# classifier): each architecture's classes inherit them and change only the encoder they build.
-
-
-class BertForSequenceClassification(BertPreTrainedModel):
+class BertForSequenceClassification(BertPreTrainedModel, HeadModel):
     """A linear classifier (or regressor) on the pooled first token."""
 
     def __init__(self, config: EncoderConfig) -> None:
@@ -620,24 +635,14 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,  # (B,) class ids, (B,) targets (regression) or (B, num_labels) multi-label
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> LogitsOutput:
+        """``labels``: (B,) class ids, (B,) targets (regression) or (B, num_labels) multi-label targets."""
         logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, num_labels)
         loss = sequence_classification_loss(logits, labels, self.config)
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
 
 
-class BertForTokenClassification(BertPreTrainedModel):
+class BertForTokenClassification(BertPreTrainedModel, HeadModel):
     """A label per token (e.g. named entities): linear classifier on every hidden state."""
 
     def __init__(self, config: EncoderConfig) -> None:
@@ -647,18 +652,8 @@ class BertForTokenClassification(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,  # (B, T): a label id per token, -100 where none
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> LogitsOutput:
+        """``labels`` (B, T): a label id per token, -100 where none."""
         logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
         loss = None if labels is None else F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
@@ -763,7 +758,7 @@ class RobertaClassificationHead(nn.Module):
         return self.out_proj(self.dropout(torch.tanh(self.dense(x))))  # (B, num_labels)
 
 
-class RobertaForMaskedLM(RobertaPreTrainedModel):
+class RobertaForMaskedLM(RobertaPreTrainedModel, HeadModel):
     """Scores over the vocabulary for every token: ``transformers.RobertaForMaskedLM``."""
 
     _tied_weights_keys: ClassVar[dict[str, str]] = {
@@ -777,23 +772,13 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         self.lm_head = RobertaLMHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,  # (B, T): the true token at masked positions, -100 elsewhere
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> LogitsOutput:
+        """``labels`` (B, T): the true token at masked positions, -100 elsewhere."""
         logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
         return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
 
 
-class RobertaForSequenceClassification(RobertaPreTrainedModel):
+class RobertaForSequenceClassification(RobertaPreTrainedModel, HeadModel):
     """A classifier (or regressor) on the first token's hidden state: no pooler, a two-layer head."""
 
     def __init__(self, config: EncoderConfig) -> None:
@@ -802,18 +787,8 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         self.classifier = RobertaClassificationHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,  # as in BertForSequenceClassification
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> LogitsOutput:
+        """``labels`` as in BertForSequenceClassification."""
         logits = self.classifier(outputs.last_hidden_state)  # (B, num_labels)
         loss = sequence_classification_loss(logits, labels, self.config)
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
