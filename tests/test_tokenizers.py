@@ -1,7 +1,8 @@
 """minibert's tokenizers give the ids, tensors and texts of transformers' fast tokenizers.
 
-The tokenizer folders (see tokenizer_data.py) are trained with the ``tokenizers`` library in the layout
-of a real BERT, RoBERTa or ALBERT folder; minibert and transformers then read the very same files.
+The tokenizer folders (see tokenizer_data.py) are trained with the ``tokenizers`` library (or, for the
+SentencePiece ``.model`` files, with ``sentencepiece``) in the layout of a real folder of the BERT family;
+minibert's AutoTokenizer and transformers' then read the very same files.
 """
 
 import json
@@ -13,7 +14,7 @@ import sys
 import pytest
 import torch
 import transformers
-from tokenizer_data import CHARSMAP_RULES, CORPUS, build_charsmap
+from tokenizer_data import CHARACTERS, CHARSMAP_RULES, CORPUS, build_charsmap
 from tokenizers import normalizers, pre_tokenizers
 
 import minibert
@@ -21,14 +22,19 @@ from minibert.tokenization import (
     AlbertTokenizer,
     AutoTokenizer,
     BertTokenizer,
+    CamembertTokenizer,
+    DistilBertTokenizer,
+    MPNetTokenizer,
     PreTrainedTokenizer,
     RobertaTokenizer,
     TokenizerError,
+    XLMRobertaTokenizer,
 )
 from minibert.tokenization.normalizers import (
     BertNormalizer,
     Precompiled,
     lowercase,
+    nmt,
     normalizer_from_json,
     strip_accents,
 )
@@ -38,6 +44,11 @@ KINDS = [
     "minilm",
     "wordpiece",
     "wordpiece-vocab-txt",
+    "distilbert",
+    "distilbert-model-type",
+    "electra",
+    "mpnet",
+    "mpnet-vocab-txt",
     "bpe",
     "bpe-prefix-space",
     "bpe-vocab-merges",
@@ -45,23 +56,24 @@ KINDS = [
     "unigram-byte-fallback",
     "unigram-precompiled",
     "unigram-first",
+    "sentencepiece-unigram",
+    "xlm-roberta",
+    "albert-spiece",
+    "xlm-roberta-spm",
+    "camembert-spm",
+    "xlm-roberta-model-type",
 ]
 
 
 @pytest.fixture(scope="session")
 def pairs(tokenizer_folders):
-    """pairs(kind) -> (minibert's tokenizer, transformers' fast tokenizer), both read from the same folder."""
+    """pairs(kind) -> (minibert's tokenizer, transformers' tokenizer), each its AutoTokenizer's for the same folder."""
     made = {}
 
     def get(kind: str):
         if kind not in made:
             folder = tokenizer_folders[kind]
-            if kind.startswith("unigram"):
-                path = str(folder / "tokenizer.json")
-                reference = transformers.AlbertTokenizerFast(tokenizer_file=path, model_max_length=64)
-            else:
-                reference = transformers.AutoTokenizer.from_pretrained(folder)
-            made[kind] = AutoTokenizer.from_pretrained(folder), reference
+            made[kind] = AutoTokenizer.from_pretrained(folder), transformers.AutoTokenizer.from_pretrained(folder)
         return made[kind]
 
     return get
@@ -69,7 +81,7 @@ def pairs(tokenizer_folders):
 
 def reference_call(reference, kind: str, *args, **kwargs):
     """transformers' output; ALBERT is asked for token types, which transformers 5 leaves out by default."""
-    if kind.startswith("unigram"):
+    if type(reference).__name__ == "AlbertTokenizer":
         kwargs.setdefault("return_token_type_ids", True)
     return reference(*args, **kwargs)
 
@@ -121,7 +133,9 @@ def test_truncated_batches(pairs, kind, truncation):
     check(CORPUS[:8], CORPUS[8:16], max_length=30)
 
 
-@pytest.mark.parametrize("kind", ["minilm", "bpe", "unigram"])
+@pytest.mark.parametrize(
+    "kind", ["minilm", "distilbert", "mpnet", "bpe", "unigram", "xlm-roberta-spm", "camembert-spm"]
+)
 def test_call_options(pairs, kind):
     ours, theirs = pairs(kind)
     options = [{"add_special_tokens": False}, {"return_attention_mask": False}]
@@ -178,17 +192,6 @@ def test_tokens_and_vocabulary(pairs, kind):
         assert getattr(ours, f"{name}_id") == getattr(theirs, f"{name}_id"), name
 
 
-# Code points assigned after the Unicode tables inside tokenizers were made (see minibert.tokenization's docstring).
-NEWER_THAN_TOKENIZERS = {"\u061d", "\U0001f16c"}
-# The Unicode blocks text is written in: Latin to Arabic, Devanagari, Thai, Hangul, Greek and Latin extended,
-# punctuation and symbols, CJK and kana, fullwidth forms, emoji.
-BLOCKS = [(0x0000, 0x06FF), (0x0900, 0x097F), (0x0E00, 0x0E7F), (0x1100, 0x11FF), (0x1E00, 0x27BF)]
-BLOCKS += [(0x3000, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xF900, 0xFFFF)]
-BLOCKS += [(0x1F000, 0x1FAFF)]
-CHARACTERS = [chr(cp) for a, b in BLOCKS for cp in range(a, b + 1) if not 0xD800 <= cp <= 0xDFFF]
-CHARACTERS = [char for char in CHARACTERS if char not in NEWER_THAN_TOKENIZERS]
-
-
 @pytest.mark.parametrize(
     "ours, theirs",
     [
@@ -201,8 +204,10 @@ CHARACTERS = [char for char in CHARACTERS if char not in NEWER_THAN_TOKENIZERS]
         (normalizer_from_json({"type": "NFKD"}), normalizers.NFKD()),
         (strip_accents, normalizers.StripAccents()),
         (lowercase, normalizers.Lowercase()),
+        (nmt, normalizers.Nmt()),
+        (normalizer_from_json({"type": "NFKC"}), normalizers.NFKC()),
     ],
-    ids=["bert-uncased", "bert-cased", "bert-cased-stripped", "nfkd", "strip-accents", "lowercase"],
+    ids=["bert-uncased", "bert-cased", "bert-cased-stripped", "nfkd", "strip-accents", "lowercase", "nmt", "nfkc"],
 )
 def test_normalizers_on_every_character_in_common_use(ours, theirs):
     assert [char for char in CHARACTERS if ours(char) != theirs.normalize_str(char)] == []
@@ -232,12 +237,50 @@ def test_precompiled_rules_replace_whole_graphemes_as_tokenizers_does():
         assert ours(text) == theirs.normalize_str(text), text
 
 
-def test_auto_tokenizer_picks_the_class_the_files_name(tokenizer_folders):
-    assert type(AutoTokenizer.from_pretrained(tokenizer_folders["minilm"])) is BertTokenizer
-    assert type(AutoTokenizer.from_pretrained(tokenizer_folders["bpe-vocab-merges"])) is RobertaTokenizer
-    assert type(AutoTokenizer.from_pretrained(tokenizer_folders["unigram"])) is AlbertTokenizer
+# The class each folder gets: tokenizer_config.json's tokenizer_class, else config.json's model_type, else
+# tokenizer.json as it is (transformers' TokenizersBackend), else the class of the classic vocabulary files.
+CLASSES = {
+    "minilm": BertTokenizer,
+    "distilbert": DistilBertTokenizer,
+    "distilbert-model-type": BertTokenizer,  # transformers 5 maps model_type distilbert to BertTokenizer
+    "electra": BertTokenizer,  # ElectraTokenizer is BertTokenizer in transformers 5
+    "mpnet": MPNetTokenizer,
+    "mpnet-vocab-txt": MPNetTokenizer,
+    "bpe-vocab-merges": RobertaTokenizer,
+    "unigram": AlbertTokenizer,
+    "unigram-first": PreTrainedTokenizer,
+    "sentencepiece-unigram": PreTrainedTokenizer,
+    "xlm-roberta": XLMRobertaTokenizer,
+    "albert-spiece": AlbertTokenizer,
+    "xlm-roberta-spm": XLMRobertaTokenizer,
+    "camembert-spm": CamembertTokenizer,
+    "xlm-roberta-model-type": XLMRobertaTokenizer,  # not ALBERT's, with its token types
+}
+
+
+@pytest.mark.parametrize("kind", CLASSES)
+def test_auto_tokenizer_picks_the_class_transformers_picks(pairs, kind):
+    ours, theirs = pairs(kind)
+    assert type(ours) is CLASSES[kind]
+    theirs_name = "PreTrainedTokenizer" if type(theirs).__name__ == "TokenizersBackend" else type(theirs).__name__
+    assert type(ours).__name__ == theirs_name
+    if type(ours) is not AlbertTokenizer:  # which returns token types, unlike transformers 5
+        assert ours.model_input_names == tuple(theirs.model_input_names)
+
+
+def test_a_class_reads_the_files_of_its_model(tokenizer_folders):
     assert type(BertTokenizer.from_pretrained(tokenizer_folders["wordpiece"])) is BertTokenizer
-    assert isinstance(AutoTokenizer.from_pretrained(tokenizer_folders["wordpiece"]), PreTrainedTokenizer)
+    assert type(XLMRobertaTokenizer.from_pretrained(tokenizer_folders["camembert-spm"])) is XLMRobertaTokenizer
+    with pytest.raises(TokenizerError, match="runs a Unigram model, the files hold WordPiece"):
+        XLMRobertaTokenizer.from_pretrained(tokenizer_folders["wordpiece"])
+
+
+def test_named_classes_build_their_own_steps_as_transformers_5_does(pairs, tokenizer_folders):
+    """XLMRobertaTokenizer keeps tokenizer.json's vocabulary, not its Nmt and NFKC normalizers."""
+    ours, theirs = pairs("xlm-roberta")
+    as_written = PreTrainedTokenizer.from_pretrained(tokenizer_folders["xlm-roberta"])
+    text = "\uff21\uff22\x07 tab\t"  # fullwidth AB, a bell, a tab
+    assert ours(text) == dict(theirs(text)) != as_written(text)
 
 
 @pytest.mark.parametrize("loader", [AutoTokenizer, BertTokenizer])
@@ -286,7 +329,7 @@ def test_a_folder_without_tokenizer_files_is_named_in_the_error(tmp_path):
 
 def test_unsupported_steps_are_named(tokenizer_folders, tmp_path):
     folder = tmp_path / "unsupported"
-    shutil.copytree(tokenizer_folders["unigram"], folder)
+    shutil.copytree(tokenizer_folders["unigram-first"], folder)  # run as it is, as transformers' generic class does
     spec = json.loads((folder / "tokenizer.json").read_text())
     spec["pre_tokenizer"] = {"type": "Digits", "individual_digits": True}
     (folder / "tokenizer.json").write_text(json.dumps(spec))
@@ -328,7 +371,7 @@ def test_padding_side_from_the_config(tokenizer_folders, tmp_path):
     assert ours(CORPUS[:5], padding=True) == dict(theirs(CORPUS[:5], padding=True))
 
 
-@pytest.mark.parametrize("kind", ["minilm", "bpe-vocab-merges", "unigram-precompiled"])
+@pytest.mark.parametrize("kind", ["minilm", "bpe-vocab-merges", "unigram-precompiled", "xlm-roberta-spm"])
 def test_tokenizers_survive_pickling(pairs, kind):
     ours, _ = pairs(kind)
     assert pickle.loads(pickle.dumps(ours))(CORPUS[:10], padding=True) == ours(CORPUS[:10], padding=True)

@@ -2,26 +2,29 @@
 
 ``TokenizerFiles`` holds what the folder says: ``tokenizer.json`` (every stage's spec), the configuration
 files over one another, and which model the files hold; each later stage is built from it, and a
-tokenizer pickles as it. Without ``tokenizer.json``, ``vocab.txt`` or ``vocab.json`` + ``merges.txt`` give
-each model's classic setup.
+tokenizer pickles as it. Without ``tokenizer.json``, the vocabulary is in the classic files: ``vocab.txt``
+(WordPiece), ``vocab.json`` + ``merges.txt`` (BPE) or a SentencePiece model (Unigram).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from minibert import hub
 from minibert.errors import CheckpointNotFoundError, TokenizerError
+from minibert.tokenization.sentencepiece_model import SentencePieceModel
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 MODEL_CONFIG_FILE = "config.json"
+# ALBERT's and T5's name, then XLM-R's and CamemBERT's (a Unigram model in spite of its name).
+SENTENCEPIECE_FILES = ("spiece.model", "sentencepiece.bpe.model")
 # A folder needs one of these (or the pair vocab.json + merges.txt); the others only configure.
-VOCAB_FILES = (TOKENIZER_FILE, "vocab.txt", "vocab.json", "merges.txt")
+VOCAB_FILES = (TOKENIZER_FILE, "vocab.txt", "vocab.json", "merges.txt", *SENTENCEPIECE_FILES)
 
 
 def resolve_tokenizer_folder(
@@ -65,6 +68,7 @@ class TokenizerFiles:
     tokenizer_json: dict[str, Any] | None
     config: dict[str, Any]  # tokenizer_config.json, with special_tokens_map.json over it
     model_type: str | None  # config.json's, if there is one
+    sentencepiece: SentencePieceModel | None = None  # read only where no other file holds the vocabulary
 
     @classmethod
     def read(cls, folder: Path) -> TokenizerFiles:
@@ -75,13 +79,13 @@ class TokenizerFiles:
         config = optional(TOKENIZER_CONFIG_FILE) | optional(SPECIAL_TOKENS_MAP_FILE)
         files = cls(folder, tokenizer_json, config, optional(MODEL_CONFIG_FILE).get("model_type"))
         if files.model_kind is None:
-            sentencepiece = (
-                " (a SentencePiece spiece.model alone is not read)" if (folder / "spiece.model").exists() else ""
-            )
-            raise CheckpointNotFoundError(
-                f"{folder}: no tokenizer files (looked for tokenizer.json, vocab.txt, vocab.json + merges.txt)"
-                + sentencepiece
-            )
+            model_file = next((folder / name for name in SENTENCEPIECE_FILES if (folder / name).is_file()), None)
+            if model_file is None:
+                raise CheckpointNotFoundError(
+                    f"{folder}: no tokenizer files (looked for tokenizer.json, vocab.txt, vocab.json + merges.txt, "
+                    f"{' and '.join(SENTENCEPIECE_FILES)})"
+                )
+            files = replace(files, sentencepiece=SentencePieceModel.read(model_file))
         return files
 
     @property
@@ -93,14 +97,33 @@ class TokenizerFiles:
             return "WordPiece"
         if (self.folder / "vocab.json").is_file() and (self.folder / "merges.txt").is_file():
             return "BPE"
-        return None
+        return None if self.sentencepiece is None else self.sentencepiece.model_kind
 
-    def read_vocab_txt(self) -> dict[str, int]:
-        """vocab.txt: one token a line, its id the line number."""
+    @property
+    def vocab_path(self) -> Path:
+        """The file the vocabulary is read from, for error messages."""
+        if self.tokenizer_json is not None:
+            return self.folder / TOKENIZER_FILE
+        if self.sentencepiece is not None:
+            return self.sentencepiece.path
+        return self.folder / ("vocab.txt" if (self.folder / "vocab.txt").is_file() else "vocab.json")
+
+    def wordpiece_vocab(self) -> dict[str, int]:
+        """tokenizer.json's vocabulary, else vocab.txt's: one token a line, its id the line number."""
+        if self.tokenizer_json is not None:
+            return self.tokenizer_json["model"]["vocab"]
         lines = (self.folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
         if lines[-1] == "":  # the newline that ends the last line
             lines.pop()
         return {token: id for id, token in enumerate(lines)}
+
+    def bpe_vocab(self) -> tuple[dict[str, int], list[Any]]:
+        """tokenizer.json's vocabulary and merges, else vocab.json's and merges.txt's (``"a b"`` a line)."""
+        if self.tokenizer_json is not None:
+            return self.tokenizer_json["model"]["vocab"], self.tokenizer_json["model"]["merges"]
+        lines = (self.folder / "merges.txt").read_text(encoding="utf-8").split("\n")
+        merges = [line for line in lines if line and not line.startswith("#version")]
+        return read_json(self.folder / "vocab.json"), merges
 
 
 def model_type(spec: dict[str, Any]) -> str | None:

@@ -8,8 +8,9 @@ They read from the simplest up, each adding one thing to the one before:
 - Unigram (ALBERT, SentencePiece) adds a score per piece: of all the ways to cut the word into pieces,
   it takes the one whose scores sum highest.
 
-Each has a ``vocab`` (token -> id) and an ``unk_token`` (None where it has none), all the tokenizer asks
-of it besides the split. ``model_from_json`` builds one from the ``model`` entry of ``tokenizer.json``.
+Each has a ``vocab`` (token -> id), its inverse ``id_to_token`` and an ``unk_token`` (None where it has
+none), all the tokenizer asks of it besides the split. ``model_from_json`` builds one from the ``model``
+entry of ``tokenizer.json``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class WordPiece:
         self, vocab: dict[str, int], unk_token: str, prefix: str = "##", max_input_chars_per_word: int = 100
     ) -> None:
         self.vocab = vocab
+        self.id_to_token = {id: token for token, id in vocab.items()}
         self.unk_token = unk_token
         self.prefix = prefix
         self.max_input_chars_per_word = max_input_chars_per_word
@@ -75,6 +77,7 @@ class BPE:
         ignore_merges: bool = False,
     ) -> None:
         self.vocab = vocab
+        self.id_to_token = {id: token for token, id in vocab.items()}
         self.ranks = {pair: rank for rank, pair in enumerate(merges)}
         self.unk_token = unk_token
         self.fuse_unk = fuse_unk
@@ -119,6 +122,8 @@ class Unigram:
     def __init__(self, pieces: list[tuple[str, float]], unk_id: int | None, byte_fallback: bool = False) -> None:
         self.pieces = {piece: (id, score) for id, (piece, score) in enumerate(pieces)}
         self.vocab = {piece: id for piece, (id, _) in self.pieces.items()}
+        # A piece listed twice keeps its last id in vocab, as in tokenizers, but each id still has its piece.
+        self.id_to_token = {id: piece for id, (piece, _) in enumerate(pieces)}
         # Every beginning of a piece: the search for pieces at a position stops where none begins (a trie's job).
         self.prefixes = {piece[:end] for piece in self.pieces for end in range(1, len(piece) + 1)}
         self.unk_id = unk_id

@@ -1,4 +1,5 @@
-"""Normalizers, text -> text: BERT's cleaning, Unicode normal forms, lowercasing, accents, SentencePiece's rules.
+"""Normalizers, text -> text: BERT's cleaning, Unicode normal forms, lowercasing, accents, SentencePiece's rules
+(its Nmt cleaning and its compiled charsmaps).
 
 Each is a function of a text (a ``Normalizer``), built from its entry in ``tokenizer.json`` by
 ``normalizer_from_json``, as tokenizers' ``normalizers`` module defines it. Lowercasing goes character
@@ -105,6 +106,19 @@ class BertNormalizer:
         return lowercase(text) if self.lowercase else text
 
 
+# SentencePiece's nmt_nfkc rules beyond NFKC, as tokenizers' Nmt normalizer has them (normalizers/unicode.rs,
+# do_nmt): ASCII control characters vanish (NUL stays), the other line breaks and the invisible or replacement
+# characters become a space; so does ▁, which would otherwise pass for SentencePiece's own space.
+NMT_REMOVED = [*range(0x01, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F, 0x8F, 0x9F]
+NMT_SPACES = [0x09, 0x0A, 0x0C, 0x0D, 0x1680, *range(0x200B, 0x2010), 0x2028, 0x2029, 0x2581, 0xFEFF, 0xFFFD]
+NMT = {cp: None for cp in NMT_REMOVED} | dict.fromkeys(NMT_SPACES, " ")
+
+
+def nmt(text: str) -> str:
+    """``"tab\\there\\x07\\u200b"`` -> ``"tab here "``."""
+    return text.translate(NMT)
+
+
 class Precompiled:
     """SentencePiece's compiled normalisation rules, as tokenizers' Precompiled normalizer applies them.
 
@@ -160,7 +174,7 @@ def grapheme_pattern() -> re.Pattern[str]:
 
 
 def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
-    """The normalizer a ``tokenizer.json`` describes, for the step types BERT, RoBERTa and ALBERT use."""
+    """The normalizer a ``tokenizer.json`` describes, for the step types of the BERT family's tokenizers."""
     if spec is None:
         return None
     kind = spec["type"]
@@ -182,6 +196,8 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
         return lowercase
     if kind == "StripAccents":
         return strip_accents
+    if kind == "Nmt":
+        return nmt
     if kind == "Replace":
         content, pattern = spec["content"], spec["pattern"]
         if "String" in pattern:
@@ -201,5 +217,5 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
         return strip
     raise TokenizerError(
         f"tokenizer.json: normalizer {kind!r} is not supported (supported: BertNormalizer, "
-        "Sequence, NFD, NFKD, NFC, NFKC, Lowercase, StripAccents, Replace, Strip, Precompiled)"
+        "Sequence, NFD, NFKD, NFC, NFKC, Lowercase, StripAccents, Nmt, Replace, Strip, Precompiled)"
     )

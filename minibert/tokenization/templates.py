@@ -19,12 +19,11 @@ class Template:
     """Where special tokens go around one sequence ``A`` or a pair ``A``, ``B``, and each part's token type.
 
     Items are ``("A" | "B" | special token id, token type id)``: tokenizers' post-processor. Without special
-    tokens, ``B`` gets ``bare_pair_type_id`` (RoBERTa's processor leaves every type 0).
+    tokens, the sequences keep the token types the template gives them.
     """
 
     single: tuple[TemplateItem, ...] = (("A", 0),)
     pair: tuple[TemplateItem, ...] = (("A", 0), ("B", 1))
-    bare_pair_type_id: int = 1
 
     @classmethod
     def bert(cls, cls_id: int, sep_id: int) -> Template:
@@ -36,7 +35,7 @@ class Template:
     def roberta(cls, cls_id: int, sep_id: int) -> Template:
         """``<s> A </s>`` and ``<s> A </s></s> B </s>``, all of type 0."""
         single = ((cls_id, 0), ("A", 0), (sep_id, 0))
-        return cls(single, (*single, (sep_id, 0), ("B", 0), (sep_id, 0)), bare_pair_type_id=0)
+        return cls(single, (*single, (sep_id, 0), ("B", 0), (sep_id, 0)))
 
     def apply(
         self, first: list[int], second: list[int] | None, add_special_tokens: bool
@@ -45,12 +44,11 @@ class Template:
 
         With ``Template.bert(101, 102)``: ``[7, 8], [9]`` -> ``[101, 7, 8, 102, 9, 102], [0, 0, 0, 0, 1, 1]``.
         """
-        if not add_special_tokens:
-            second = second or []
-            return first + second, [0] * len(first) + [self.bare_pair_type_id] * len(second)
         ids: list[int] = []
         types: list[int] = []
         for item, type_id in self.single if second is None else self.pair:
+            if not add_special_tokens and item not in ("A", "B"):
+                continue
             part = first if item == "A" else second if item == "B" else [item]
             ids += part
             types += [type_id] * len(part)

@@ -9,9 +9,9 @@ A tokenizer runs the pipeline of the Rust ``tokenizers`` library step by step:
    into vocabulary entries, with a per-word cache;
 4. truncation, then a template adds the special tokens, then padding.
 
-``PreTrainedTokenizer`` builds every step from ``tokenizer.json``; ``BertTokenizer``, ``RobertaTokenizer``
-and ``AlbertTokenizer`` set each model's defaults, and the first two also read the classic vocabulary
-files (``vocab.txt``, ``vocab.json`` + ``merges.txt``) with ``tokenizer_config.json``.
+``PreTrainedTokenizer`` builds every step as a ``tokenizer.json`` describes it, as transformers'
+``TokenizersBackend`` (``PreTrainedTokenizerFast``) does; the classes of each model family (``families``)
+write that description themselves from the folder's vocabulary.
 """
 
 from __future__ import annotations
@@ -29,21 +29,17 @@ from minibert.errors import TokenizerError
 from minibert.tokenization.characters import WHITESPACE
 from minibert.tokenization.decoders import (
     Decoder,
-    byte_level_decode,
     clean_up_tokenization,
     decoder_from_json,
-    wordpiece_decoder,
 )
 from minibert.tokenization.files import (
-    TOKENIZER_CONFIG_FILE,
     TOKENIZER_FILE,
     TokenizerFiles,
-    read_json,
     resolve_tokenizer_folder,
 )
-from minibert.tokenization.models import BPE, Model, WordPiece, model_from_json
-from minibert.tokenization.normalizers import CACHE_SIZE, BertNormalizer, Normalizer, normalizer_from_json
-from minibert.tokenization.pre_tokenizers import BertPreTokenizer, ByteLevel, PreTokenizer, pre_tokenizer_from_json
+from minibert.tokenization.models import BPE, Model, model_from_json
+from minibert.tokenization.normalizers import CACHE_SIZE, Normalizer, normalizer_from_json
+from minibert.tokenization.pre_tokenizers import PreTokenizer, pre_tokenizer_from_json
 from minibert.tokenization.templates import Template, template_from_json
 
 # transformers' "no length limit", used when tokenizer_config.json sets no model_max_length.
@@ -127,17 +123,19 @@ class BatchEncoding(dict[str, Any]):
 
 
 class PreTrainedTokenizer:
-    """What the BERT, RoBERTa and ALBERT tokenizers share: the pipeline, and the call interface of transformers.
+    """A tokenizer.json run as it is, with the call interface of transformers' ``TokenizersBackend``.
 
-    A tokenizer is a ``model`` (WordPiece, BPE or Unigram) with the steps around it; the subclasses
-    differ in which files they read and in their defaults. Built by ``from_pretrained``.
+    A tokenizer is a ``model`` (WordPiece, BPE or Unigram) with the steps around it; the subclasses in
+    ``families`` differ in the steps they build around the vocabulary and in their defaults. Built by
+    ``from_pretrained``.
     """
 
-    model_kind: ClassVar[str] = ""  # the tokenizer.json model type the class runs
-    model_input_names: ClassVar[tuple[str, ...]] = ("input_ids", "token_type_ids", "attention_mask")
+    model_kind: ClassVar[str] = ""  # the tokenizer.json model type the class runs ("": any)
+    # The keys a call returns by default (token_type_ids only where they are listed), as in transformers.
+    model_input_names: ClassVar[tuple[str, ...]] = ("input_ids", "attention_mask")
     default_special_tokens: ClassVar[dict[str, str]] = {}
-    # transformers skips clean_up_tokenization_spaces for BPE models, where it would corrupt the text.
-    allows_clean_up: ClassVar[bool] = True
+    # Named special tokens that take the whitespace before them (``<mask>``), unless the files say otherwise.
+    lstrip_tokens: ClassVar[tuple[str, ...]] = ()
 
     # The named special tokens and their ids (None where the tokenizer has none), as in transformers.
     bos_token: str | None
@@ -189,14 +187,17 @@ class PreTrainedTokenizer:
 
         named = {**self.default_special_tokens, **(special_tokens or {})}
         # The named special tokens are added tokens too, as transformers registers them.
-        known = {token.content for token in added_tokens}
-        missing = [content for content in named.values() if content not in known and content in model.vocab]
-        self.added_tokens = [*added_tokens, *(AddedToken(content, model.vocab[content]) for content in missing)]
+        listed = {token.content for token in added_tokens}
+        unlisted = {
+            content: name for name, content in named.items() if content not in listed and content in model.vocab
+        }
+        self.added_tokens = [*added_tokens] + [
+            AddedToken(content, model.vocab[content], lstrip=name in self.lstrip_tokens)
+            for content, name in unlisted.items()
+        ]
         self.added_vocab = {token.content: token.id for token in self.added_tokens}
         self.special_ids = frozenset(token.id for token in self.added_tokens if token.special)
-        self.id_to_token = {id: token for token, id in model.vocab.items()} | {
-            token.id: token.content for token in self.added_tokens
-        }
+        self.id_to_token = model.id_to_token | {token.id: token.content for token in self.added_tokens}
         for name in SPECIAL_TOKEN_NAMES:
             setattr(self, name, named.get(name))
             setattr(self, f"{name}_id", self.lookup(named[name]) if name in named else None)
@@ -221,7 +222,7 @@ class PreTrainedTokenizer:
         """
         folder = resolve_tokenizer_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir)
         files = TokenizerFiles.read(folder)
-        if files.model_kind != cls.model_kind:
+        if cls.model_kind and files.model_kind != cls.model_kind:
             raise TokenizerError(
                 f"{files.folder}: {cls.__name__} runs a {cls.model_kind} model, the files hold {files.model_kind}; "
                 "AutoTokenizer picks the class that fits"
@@ -230,28 +231,47 @@ class PreTrainedTokenizer:
 
     @classmethod
     def from_files(cls, files: TokenizerFiles) -> Self:
-        """Every step as ``tokenizer.json`` describes it (subclasses also read the classic vocabulary files)."""
-        spec = files.tokenizer_json
-        if spec is None:
-            raise TokenizerError(f"{files.folder}: {cls.__name__} reads {TOKENIZER_FILE}, which is missing")
+        """The tokenizer ``spec`` describes, configured by the folder's other files."""
+        spec = cls.spec(files)
         return cls(
             model_from_json(spec["model"]),
             normalizer=normalizer_from_json(spec.get("normalizer")),
             pre_tokenizer=pre_tokenizer_from_json(spec.get("pre_tokenizer")),
             decoder=decoder_from_json(spec.get("decoder")),
             template=template_from_json(spec.get("post_processor")),
-            **tokenizer_options(files),
+            special_tokens=cls.special_tokens(files),
+            **tokenizer_options(files, spec.get("added_tokens", [])),
         )
+
+    @classmethod
+    def spec(cls, files: TokenizerFiles) -> dict[str, Any]:
+        """The ``tokenizer.json`` to run: the folder's own, as it is (the families' classes write theirs)."""
+        if files.tokenizer_json is None:
+            raise TokenizerError(f"{files.folder}: {cls.__name__} reads {TOKENIZER_FILE}, which is missing")
+        return files.tokenizer_json
+
+    @classmethod
+    def special_tokens(cls, files: TokenizerFiles) -> dict[str, str]:
+        """The named special tokens: the class's defaults, with those the configuration files name over them."""
+        named = dict(cls.default_special_tokens)
+        for name in SPECIAL_TOKEN_NAMES:
+            value = files.config.get(name)
+            if isinstance(value, dict):
+                value = value["content"]
+            if isinstance(value, str):
+                named[name] = value
+        return named
 
     # Vocabulary.
 
     @property
     def vocab_size(self) -> int:
         """The size of the model's vocabulary, without tokens added on top of it (as in transformers)."""
-        return len(self.model.vocab)
+        return len(self.model.id_to_token)
 
     def __len__(self) -> int:
-        return len(self.model.vocab.keys() | self.added_vocab.keys())
+        """The model's vocabulary and the added tokens it does not hold, as tokenizers counts them."""
+        return self.vocab_size + len(self.added_vocab.keys() - self.model.vocab.keys())
 
     def get_vocab(self) -> dict[str, int]:
         return self.model.vocab | self.added_vocab
@@ -485,19 +505,12 @@ class PreTrainedTokenizer:
         text = self.decoder(tokens)
         if clean_up_tokenization_spaces is None:
             clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
-        return clean_up_tokenization(text) if clean_up_tokenization_spaces and self.allows_clean_up else text
+        # transformers skips the clean-up for BPE models, where it would corrupt the text.
+        return clean_up_tokenization(text) if clean_up_tokenization_spaces and not isinstance(self.model, BPE) else text
 
     def batch_decode(self, sequences: Iterable[Iterable[int]], **kwargs: Any) -> list[str]:
         """``decode`` for each sequence (a list of lists or a 2-d tensor)."""
         return [self.decode(ids, **kwargs) for ids in sequences]
-
-
-def special_ids(vocab: dict[str, int], special: dict[str, str], names: Sequence[str], path: Path) -> list[int]:
-    """The ids of the named special tokens, which the vocabulary file must hold."""
-    missing = [f"{name} {special[name]!r}" for name in names if special[name] not in vocab]
-    if missing:
-        raise TokenizerError(f"{path}: has no {', '.join(missing)}; name the right ones in {TOKENIZER_CONFIG_FILE}")
-    return [vocab[special[name]] for name in names]
 
 
 def as_ids(ids: Iterable[int]) -> list[int]:
@@ -505,134 +518,22 @@ def as_ids(ids: Iterable[int]) -> list[int]:
     return ids.tolist() if hasattr(ids, "tolist") else [int(id) for id in ids]
 
 
-def tokenizer_options(files: TokenizerFiles) -> dict[str, Any]:
-    """The keyword arguments of PreTrainedTokenizer that the configuration files set."""
-    special_tokens: dict[str, str] = {}
-    for name in SPECIAL_TOKEN_NAMES:
-        value = files.config.get(name)
-        if isinstance(value, dict):
-            value = value["content"]
-        if isinstance(value, str):
-            special_tokens[name] = value
-    if files.tokenizer_json is not None:
-        added_tokens = [
-            AddedToken.from_json(token, token["id"]) for token in files.tokenizer_json.get("added_tokens", [])
-        ]
-    else:
-        decoder = files.config.get("added_tokens_decoder", {})
-        added_tokens = [AddedToken.from_json(token, int(id)) for id, token in decoder.items()]
+def tokenizer_options(files: TokenizerFiles, added_tokens: list[dict[str, Any]]) -> dict[str, Any]:
+    """The keyword arguments of PreTrainedTokenizer that the configuration files set.
+
+    The added tokens are ``added_tokens`` (tokenizer.json's list, with ids), then those of
+    tokenizer_config.json's ``added_tokens_decoder`` not among them.
+    """
+    tokens = [AddedToken.from_json(token, token["id"]) for token in added_tokens]
+    listed = {token.content for token in tokens}
+    decoder = files.config.get("added_tokens_decoder", {})
+    tokens += [AddedToken.from_json(token, int(id)) for id, token in decoder.items() if token["content"] not in listed]
     return {
-        "added_tokens": added_tokens,
-        "special_tokens": special_tokens,
+        "added_tokens": tokens,
         "model_max_length": int(files.config.get("model_max_length", VERY_LARGE_INTEGER)),
         "padding_side": files.config.get("padding_side", "right"),
         "truncation_side": files.config.get("truncation_side", "right"),
         "clean_up_tokenization_spaces": bool(files.config.get("clean_up_tokenization_spaces", False)),
         "name_or_path": str(files.folder),
         "files": files,
-    }
-
-
-# --- The three tokenizers ---------------------------------------------------------------------------------------
-
-
-class BertTokenizer(PreTrainedTokenizer):
-    """BERT's WordPiece tokenizer, as ``transformers.BertTokenizerFast``.
-
-    BertNormalizer (clean, CJK, accents, lowercase) → BertPreTokenizer (whitespace and punctuation) →
-    WordPiece, with ``[CLS] A [SEP] B [SEP]`` around the sequences.
-    """
-
-    model_kind = "WordPiece"
-    default_special_tokens = {
-        "unk_token": "[UNK]",
-        "sep_token": "[SEP]",
-        "pad_token": "[PAD]",
-        "cls_token": "[CLS]",
-        "mask_token": "[MASK]",
-    }
-
-    @classmethod
-    def from_files(cls, files: TokenizerFiles) -> Self:
-        if files.tokenizer_json is not None:
-            return super().from_files(files)
-        vocab = files.read_vocab_txt()
-        options = tokenizer_options(files)
-        special = cls.default_special_tokens | options["special_tokens"]
-        cls_id, sep_id, _ = special_ids(
-            vocab, special, ("cls_token", "sep_token", "unk_token"), files.folder / "vocab.txt"
-        )
-        config = files.config
-        return cls(
-            WordPiece(vocab, special["unk_token"]),
-            normalizer=BertNormalizer(
-                handle_chinese_chars=config.get("tokenize_chinese_chars", True),
-                strip_accents=config.get("strip_accents"),
-                lowercase=config.get("do_lower_case", True),
-            ),
-            pre_tokenizer=BertPreTokenizer(),
-            decoder=wordpiece_decoder(),
-            template=Template.bert(cls_id, sep_id),
-            **options,
-        )
-
-
-class RobertaTokenizer(PreTrainedTokenizer):
-    """RoBERTa's byte-level BPE tokenizer, as ``transformers.RobertaTokenizerFast``.
-
-    ByteLevel pre-tokenizer (GPT-2's word split, bytes as characters) → BPE, with ``<s> A </s></s> B </s>``
-    around the sequences. A leading space is part of a word, so "Hello" and " Hello" differ unless
-    ``add_prefix_space`` is set.
-    """
-
-    model_kind = "BPE"
-    model_input_names = ("input_ids", "attention_mask")
-    default_special_tokens = {
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "unk_token": "<unk>",
-        "sep_token": "</s>",
-        "pad_token": "<pad>",
-        "cls_token": "<s>",
-        "mask_token": "<mask>",
-    }
-    allows_clean_up = False
-
-    @classmethod
-    def from_files(cls, files: TokenizerFiles) -> Self:
-        if files.tokenizer_json is not None:
-            return super().from_files(files)
-        vocab_path, merges_path = files.folder / "vocab.json", files.folder / "merges.txt"
-        vocab = read_json(vocab_path)
-        lines = merges_path.read_text(encoding="utf-8").split("\n")
-        merges = [tuple(line.split(" ", 1)) for line in lines if line and not line.startswith("#version")]
-        options = tokenizer_options(files)
-        special = cls.default_special_tokens | options["special_tokens"]
-        cls_id, sep_id = special_ids(vocab, special, ("cls_token", "sep_token"), vocab_path)
-        return cls(
-            BPE(vocab, merges),
-            normalizer=None,
-            pre_tokenizer=ByteLevel(add_prefix_space=files.config.get("add_prefix_space", False)),
-            decoder=byte_level_decode,
-            template=Template.roberta(cls_id, sep_id),
-            **options,
-        )
-
-
-class AlbertTokenizer(PreTrainedTokenizer):
-    """ALBERT's SentencePiece Unigram tokenizer, as ``transformers.AlbertTokenizerFast``; it reads tokenizer.json.
-
-    Its normalizer (quotes, NFKD, accents, lowercase) → WhitespaceSplit + Metaspace (``▁`` marks a word
-    start) → Unigram (the most probable segmentation), with ``[CLS] A [SEP] B [SEP]`` around the sequences.
-    """
-
-    model_kind = "Unigram"
-    default_special_tokens = {
-        "bos_token": "[CLS]",
-        "eos_token": "[SEP]",
-        "unk_token": "<unk>",
-        "sep_token": "[SEP]",
-        "pad_token": "<pad>",
-        "cls_token": "[CLS]",
-        "mask_token": "[MASK]",
     }
