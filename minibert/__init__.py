@@ -36,11 +36,47 @@ from minibert.bert import (
     RobertaForTokenClassification,
     RobertaModel,
 )
-from minibert.config import AlbertConfig, BertConfig, CamembertConfig, RobertaConfig, XLMRobertaConfig
+from minibert.config import (
+    AlbertConfig,
+    BertConfig,
+    CamembertConfig,
+    DistilBertConfig,
+    ElectraConfig,
+    RobertaConfig,
+    XLMRobertaConfig,
+)
+from minibert.distilbert import (
+    DistilBertForMaskedLM,
+    DistilBertForMultipleChoice,
+    DistilBertForQuestionAnswering,
+    DistilBertForSequenceClassification,
+    DistilBertForTokenClassification,
+    DistilBertModel,
+)
+from minibert.electra import (
+    ElectraForMaskedLM,
+    ElectraForMultipleChoice,
+    ElectraForPreTraining,
+    ElectraForQuestionAnswering,
+    ElectraForSequenceClassification,
+    ElectraForTokenClassification,
+    ElectraModel,
+)
 from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError, TokenizerError
 from minibert.loading import LoadReport
 from minibert.pretrained import PreTrainedModel
-from minibert.tokenization import AlbertTokenizer, AutoTokenizer, BertTokenizer, PreTrainedTokenizer, RobertaTokenizer
+from minibert.tokenization import (
+    AlbertTokenizer,
+    AutoTokenizer,
+    BertTokenizer,
+    CamembertTokenizer,
+    DistilBertTokenizer,
+    ElectraTokenizer,
+    MPNetTokenizer,
+    PreTrainedTokenizer,
+    RobertaTokenizer,
+    XLMRobertaTokenizer,
+)
 from minibert.xlm_roberta import (
     CamembertForMaskedLM,
     CamembertForMultipleChoice,
@@ -95,10 +131,29 @@ __all__ = [
     "CamembertForSequenceClassification",
     "CamembertForTokenClassification",
     "CamembertModel",
+    "CamembertTokenizer",
     "CheckpointError",
     "CheckpointNotFoundError",
     "ConfigError",
+    "DistilBertConfig",
+    "DistilBertForMaskedLM",
+    "DistilBertForMultipleChoice",
+    "DistilBertForQuestionAnswering",
+    "DistilBertForSequenceClassification",
+    "DistilBertForTokenClassification",
+    "DistilBertModel",
+    "DistilBertTokenizer",
+    "ElectraConfig",
+    "ElectraForMaskedLM",
+    "ElectraForMultipleChoice",
+    "ElectraForPreTraining",
+    "ElectraForQuestionAnswering",
+    "ElectraForSequenceClassification",
+    "ElectraForTokenClassification",
+    "ElectraModel",
+    "ElectraTokenizer",
     "LoadReport",
+    "MPNetTokenizer",
     "MinibertError",
     "PreTrainedModel",
     "PreTrainedTokenizer",
@@ -118,4 +173,5 @@ __all__ = [
     "XLMRobertaForSequenceClassification",
     "XLMRobertaForTokenClassification",
     "XLMRobertaModel",
+    "XLMRobertaTokenizer",
 ]

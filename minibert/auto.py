@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from minibert import albert, bert, xlm_roberta
+from minibert import albert, bert, distilbert, electra, xlm_roberta
 from minibert.config import EncoderConfig, config_class_for, read_config_json
 from minibert.errors import ConfigError
 from minibert.hub import resolve_config_file
@@ -83,6 +83,23 @@ ARCHITECTURES: dict[str, tuple[type[PreTrainedModel], ...]] = {
         xlm_roberta.CamembertForTokenClassification,
         xlm_roberta.CamembertForQuestionAnswering,
         xlm_roberta.CamembertForMultipleChoice,
+    ),
+    "distilbert": (
+        distilbert.DistilBertModel,
+        distilbert.DistilBertForMaskedLM,
+        distilbert.DistilBertForSequenceClassification,
+        distilbert.DistilBertForTokenClassification,
+        distilbert.DistilBertForQuestionAnswering,
+        distilbert.DistilBertForMultipleChoice,
+    ),
+    "electra": (
+        electra.ElectraModel,
+        electra.ElectraForMaskedLM,
+        electra.ElectraForPreTraining,
+        electra.ElectraForSequenceClassification,
+        electra.ElectraForTokenClassification,
+        electra.ElectraForQuestionAnswering,
+        electra.ElectraForMultipleChoice,
     ),
 }
 

@@ -17,7 +17,8 @@ and transformers/models/roberta/modeling_roberta.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Unpack
 
@@ -46,10 +47,13 @@ class Embeddings(nn.Module):
 
     With ``padded_positions`` (RoBERTa) positions count from ``pad_token_id + 1`` over real
     tokens only, and padding tokens keep position ``pad_token_id``. ``width`` is the hidden
-    size, except in ALBERT, whose narrower embeddings are projected up.
+    size, except in ALBERT, whose narrower embeddings are projected up. Without
+    ``token_types`` (MPNet) there is no token-type table.
     """
 
-    def __init__(self, config: EncoderConfig, padded_positions: bool = False, width: int | None = None) -> None:
+    def __init__(
+        self, config: EncoderConfig, padded_positions: bool = False, width: int | None = None, token_types: bool = True
+    ) -> None:
         super().__init__()
         width = width or config.hidden_size
         self.padded_positions = padded_positions
@@ -58,13 +62,14 @@ class Embeddings(nn.Module):
         self.position_embeddings = embedding(
             config.max_position_embeddings, width, config.pad_token_id if padded_positions else None
         )
-        self.token_type_embeddings = embedding(config.type_vocab_size, width)
+        self.token_type_embeddings = embedding(config.type_vocab_size, width) if token_types else None
         self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         # Defaults for position_ids and token_type_ids: computed by reset_buffers (at init), never saved.
         rows = config.max_position_embeddings
         self.register_buffer("position_ids", torch.empty(1, rows, dtype=torch.long), persistent=False)
-        self.register_buffer("token_type_ids", torch.empty(1, rows, dtype=torch.long), persistent=False)
+        if token_types:
+            self.register_buffer("token_type_ids", torch.empty(1, rows, dtype=torch.long), persistent=False)
 
     def forward(
         self,
@@ -84,16 +89,18 @@ class Embeddings(nn.Module):
                 position_ids = torch.cumsum(is_token, dim=1) * is_token + self.padding_idx
             else:  # embeddings alone cannot tell padding apart: count every position
                 position_ids = self.position_ids[:, 1 + self.padding_idx : 1 + self.padding_idx + length]
-        if token_type_ids is None:
-            token_type_ids = self.token_type_ids[:, :length].expand(batch, length)  # (B, T)
-        embeddings = (
-            inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
-        )  # (B, T, H)
+        embeddings = inputs_embeds
+        if self.token_type_embeddings is not None:
+            if token_type_ids is None:
+                token_type_ids = self.token_type_ids[:, :length].expand(batch, length)  # (B, T)
+            embeddings = embeddings + self.token_type_embeddings(token_type_ids)
+        embeddings = embeddings + self.position_embeddings(position_ids)  # (B, T, H)
         return self.dropout(self.LayerNorm(embeddings))
 
     def reset_buffers(self) -> None:
         self.position_ids.copy_(torch.arange(self.position_ids.shape[1], device=self.position_ids.device))
-        self.token_type_ids.zero_()
+        if self.token_type_embeddings is not None:
+            self.token_type_ids.zero_()
 
 
 # -- attention ----------------------------------------------------------------------------
@@ -112,7 +119,8 @@ class AttentionMask:
     Attention is the one step that needs to see sequences, so it puts the rows back into the
     (B, T) layout with ``to_batch`` and returns to (N, H) with ``to_tokens``; in the padded
     layout both are no-ops. ``bias`` (B, 1, 1, T) is added to the attention scores: 0 where a
-    token may be attended, the dtype's most negative value at padding.
+    token may be attended, the dtype's most negative value at padding. (MPNet adds its relative-
+    position bias to it: (B, nh, T, T), still one tensor for the whole batch, in the (B, T) layout.)
     """
 
     bias: Tensor | None
@@ -134,14 +142,14 @@ class AttentionMask:
 
     def to_tokens(self, x: Tensor) -> Tensor:
         """(B, T, F) -> (N, F): keep the real tokens."""
-        return x if self.tokens is None else x.reshape(-1, x.shape[-1]).index_select(0, self.tokens)
+        return x if self.tokens is None else x.flatten(0, -2).index_select(0, self.tokens)
 
     def to_batch(self, x: Tensor) -> Tensor:
         """(N, F) -> (B, T, F): put the real tokens back in place, zeros at padding."""
         if self.tokens is None:
             return x
         batch = x.new_zeros(self.shape[0] * self.shape[1], x.shape[-1]).index_copy(0, self.tokens, x)
-        return batch.view(*self.shape, -1)
+        return batch.view(*self.shape, x.shape[-1])
 
 
 def attend(
@@ -173,14 +181,16 @@ class SelfAttention(nn.Module):
     return the attention probabilities), ``"sdpa"`` calls PyTorch's fused kernel.
     """
 
+    # The query, key and value projections' names in the checkpoint (MPNet's are q, k, v).
+    projection_names: ClassVar[tuple[str, str, str]] = ("query", "key", "value")
+
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.head_size = config.hidden_size // config.num_attention_heads
         self.kept_heads = list(range(self.num_heads))  # numbers, in the unpruned layer, of the heads still here
-        self.query = nn.Linear(config.hidden_size, self.num_heads * self.head_size)
-        self.key = nn.Linear(config.hidden_size, self.num_heads * self.head_size)
-        self.value = nn.Linear(config.hidden_size, self.num_heads * self.head_size)
+        for name in self.projection_names:
+            self.add_module(name, nn.Linear(config.hidden_size, self.num_heads * self.head_size))
         self.dropout_prob = config.attention_probs_dropout_prob
         self.attn_implementation = "sdpa"
 
@@ -190,7 +200,7 @@ class SelfAttention(nn.Module):
         mask: AttentionMask,
         output_attentions: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
-        q, k, v = (mask.to_batch(proj(hidden_states)) for proj in (self.query, self.key, self.value))  # (B, T, H)
+        q, k, v = (mask.to_batch(proj(hidden_states)) for proj in self.projections())  # (B, T, H)
         batch, length, _ = q.shape
         heads = (batch, length, self.num_heads, self.head_size)
         q, k, v = (x.view(heads).transpose(1, 2) for x in (q, k, v))  # (B, nh, T, hs)
@@ -199,6 +209,10 @@ class SelfAttention(nn.Module):
         context, probs = attend(q, k, v, mask.bias, dropout, eager)  # (B, nh, T, hs)
         context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, nh * hs)
         return mask.to_tokens(context), probs
+
+    def projections(self) -> list[nn.Linear]:
+        """The query, key and value projections, in that order."""
+        return [getattr(self, name) for name in self.projection_names]
 
     def prune_heads(self, heads: Iterable[int]) -> Tensor | None:
         """Remove ``heads`` (numbered as in the unpruned layer) from query, key and value.
@@ -210,10 +224,10 @@ class SelfAttention(nn.Module):
         if not drop:
             return None
         keep = [i for i, head in enumerate(self.kept_heads) if head not in drop]
-        device = self.query.weight.device
+        device = self.projections()[0].weight.device
         index = torch.tensor(keep, dtype=torch.long, device=device)[:, None] * self.head_size
         index = (index + torch.arange(self.head_size, device=device)).flatten()  # (kept * hs,)
-        for projection in (self.query, self.key, self.value):
+        for projection in self.projections():
             keep_features(projection, index, dim=0)
         self.kept_heads = [self.kept_heads[i] for i in keep]
         self.num_heads = len(keep)
@@ -270,11 +284,14 @@ class Intermediate(nn.Module):
 
 
 class Layer(nn.Module):
-    """One transformer block: attention, then feed-forward, each with residual and LayerNorm."""
+    """One transformer block: attention, then feed-forward, each with residual and LayerNorm.
 
-    def __init__(self, config: EncoderConfig) -> None:
+    ``attention`` is BERT's block unless given (MPNet brings its own).
+    """
+
+    def __init__(self, config: EncoderConfig, attention: nn.Module | None = None) -> None:
         super().__init__()
-        self.attention = Attention(config)
+        self.attention = Attention(config) if attention is None else attention
         self.intermediate = Intermediate(config)
         self.output = AddAndNorm(config, config.intermediate_size)
 
@@ -286,11 +303,11 @@ class Layer(nn.Module):
 
 
 class Encoder(nn.Module):
-    """The stack of layers (``BertEncoder``)."""
+    """The stack of layers (``BertEncoder``); ``layer`` builds each one (DistilBERT brings its own block)."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: EncoderConfig, layer: Callable[[EncoderConfig], nn.Module] = Layer) -> None:
         super().__init__()
-        self.layer = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
+        self.layer = nn.ModuleList(layer(config) for _ in range(config.num_hidden_layers))
         self.gradient_checkpointing: dict[str, Any] | None = None  # see PreTrainedModel.gradient_checkpointing_enable
 
     def forward(
@@ -312,14 +329,16 @@ def run_layers(
 
     With ``recompute`` (gradient checkpointing: the keyword arguments of torch's ``checkpoint``)
     autograd keeps only each layer's input and runs the layer again during backward, with the
-    same dropout masks (the RNG state is replayed).
+    same dropout masks (the RNG state is replayed). The mask's bias goes in as an input of its
+    own: reentrant checkpointing passes gradients only to inputs, and MPNet's bias is learned.
     """
     hidden_states = mask.to_tokens(hidden_states)  # (N, H) if unpadded, else unchanged
     all_hidden = [hidden_states] if output_hidden_states else None
     all_attentions = [] if output_attentions else None
     for layer in layers:
         if recompute is not None and torch.is_grad_enabled():
-            hidden_states, probs = checkpoint(layer, hidden_states, mask, output_attentions, **recompute)
+            args = (layer, hidden_states, mask, mask.bias, output_attentions)
+            hidden_states, probs = checkpoint(run_with_bias, *args, **recompute)
         else:
             hidden_states, probs = layer(hidden_states, mask, output_attentions)
         if all_hidden is not None:
@@ -331,6 +350,13 @@ def run_layers(
         hidden_states=tuple(mask.to_batch(h) for h in all_hidden) if all_hidden is not None else None,
         attentions=tuple(all_attentions) if all_attentions is not None else None,
     )
+
+
+def run_with_bias(
+    layer: nn.Module, hidden_states: Tensor, mask: AttentionMask, bias: Tensor | None, output_attentions: bool
+) -> tuple[Tensor, Tensor | None]:
+    """``layer`` with ``bias`` in place of the mask's: what gradient checkpointing runs (see run_layers)."""
+    return layer(hidden_states, dataclasses.replace(mask, bias=bias), output_attentions)
 
 
 class Pooler(nn.Module):
@@ -378,7 +404,7 @@ class EncoderModel(PreTrainedModel):
         config = self.config
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        offset = config.pad_token_id + 1 if self.padded_positions else 0
+        offset = self.embeddings.padding_idx + 1 if self.padded_positions else 0
         width = self.embeddings.word_embeddings.embedding_dim
         check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, offset, width)
         embeddings = self.embed(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
@@ -685,7 +711,12 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         **flags: Unpack[OutputFlags],
     ) -> QuestionAnsweringModelOutput:
         inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+        return self.head(self.base_model(*inputs, return_dict=True, **flags), start_positions, end_positions)
+
+    def head(
+        self, outputs: BaseModelOutputWithPooling, start_positions: Tensor | None, end_positions: Tensor | None
+    ) -> QuestionAnsweringModelOutput:
+        """Span scores from the encoder's ``outputs``, and the loss if both positions are given."""
         logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
         start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))  # (B, T) each
         loss = None
@@ -723,8 +754,11 @@ class BertForMultipleChoice(BertPreTrainedModel):
     ) -> LogitsOutput:
         inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
         flat = (None if x is None else x.reshape(-1, *x.shape[2:]) for x in inputs)  # (B * C, T, ...)
-        outputs = self.base_model(*flat, return_dict=True, **flags)
         choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        return self.head(self.base_model(*flat, return_dict=True, **flags), labels, choices)
+
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, choices: int) -> LogitsOutput:
+        """A score per choice from the encoder's ``outputs`` over all B * C sequences; the loss if given labels."""
         logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, choices)  # (B, C)
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)

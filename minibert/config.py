@@ -337,7 +337,7 @@ class ElectraConfig(EncoderConfig):
     intermediate_size: int = 1024
     summary_type: str = "first"  # the token read: "first", "last", "mean" (over all positions), "cls_index"
     summary_use_proj: bool = True  # then a Linear (sequence_summary.summary)
-    summary_activation: str | None = "gelu"  # then this activation; None: none
+    summary_activation: str | None = "gelu"  # then this activation; "" or None: none
     summary_last_dropout: float = 0.1
 
     def _validate(self) -> None:
@@ -350,6 +350,166 @@ class ElectraConfig(EncoderConfig):
             raise ConfigError(
                 f"summary_last_dropout must be a probability in [0, 1], got {self.summary_last_dropout!r}"
             )
+
+
+def _generic() -> Any:
+    """An EncoderConfig field that DistilBertConfig computes from its own: not an argument, never written."""
+    return field(init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class DistilBertConfig(EncoderConfig):
+    """Mirrors ``transformers.DistilBertConfig`` (distilbert-base-uncased defaults).
+
+    DistilBERT names its fields its own way (``dim``, ``n_layers``, ``activation``, ...): those are the
+    arguments and what config.json holds. EncoderConfig's generic names, which the shared modules
+    read, are computed from them (``GENERIC_NAMES``) or fixed where transformers' DistilBERT hard-codes
+    them (``FIXED``). ``vocab_size``, ``max_position_embeddings``, ``initializer_range``, the token
+    ids and ``tie_word_embeddings`` are EncoderConfig's, with the same defaults.
+    """
+
+    model_type: ClassVar[str] = "distilbert"
+    # EncoderConfig's name -> DistilBERT's.
+    GENERIC_NAMES: ClassVar[dict[str, str]] = {
+        "hidden_size": "dim",
+        "num_hidden_layers": "n_layers",
+        "num_attention_heads": "n_heads",
+        "intermediate_size": "hidden_dim",
+        "hidden_act": "activation",
+        "hidden_dropout_prob": "dropout",
+        "attention_probs_dropout_prob": "attention_dropout",
+    }
+    # LayerNorm eps, no token-type table, absolute positions, an encoder; heads pick their own dropouts.
+    FIXED: ClassVar[dict[str, Any]] = {
+        "layer_norm_eps": 1e-12,
+        "type_vocab_size": 1,
+        "position_embedding_type": "absolute",
+        "classifier_dropout": None,
+        "is_decoder": False,
+        "add_cross_attention": False,
+    }
+    # The generic names transformers' DistilBertConfig also reads as its own (its attribute_map).
+    attribute_map: ClassVar[dict[str, str]] = {
+        "hidden_size": "dim",
+        "num_attention_heads": "n_heads",
+        "num_hidden_layers": "n_layers",
+    }
+
+    sinusoidal_pos_embds: bool = False  # positions start as a fixed sin/cos table (then train like any weight)
+    n_layers: int = 6
+    n_heads: int = 12
+    dim: int = 768  # the hidden size
+    hidden_dim: int = 3072  # width of the feed-forward block
+    dropout: float = 0.1  # embeddings, feed-forward output, token classifier
+    attention_dropout: float = 0.1
+    activation: str = "gelu"  # feed-forward and MLM head: a key of minibert.activations.ACTIVATIONS
+    qa_dropout: float = 0.1  # before the span scores
+    seq_classif_dropout: float = 0.2  # sequence classification and multiple choice heads
+
+    hidden_size: int = _generic()
+    num_hidden_layers: int = _generic()
+    num_attention_heads: int = _generic()
+    intermediate_size: int = _generic()
+    hidden_act: str = _generic()
+    hidden_dropout_prob: float = _generic()
+    attention_probs_dropout_prob: float = _generic()
+    layer_norm_eps: float = _generic()
+    type_vocab_size: int = _generic()
+    position_embedding_type: str = _generic()
+    classifier_dropout: float | None = _generic()
+    is_decoder: bool = _generic()
+    add_cross_attention: bool = _generic()
+
+    def __post_init__(self) -> None:
+        for generic, own in self.GENERIC_NAMES.items():
+            object.__setattr__(self, generic, getattr(self, own))
+        for generic, value in self.FIXED.items():
+            object.__setattr__(self, generic, value)
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        # DistilBERT's names first, so that an error names the field the user wrote.
+        for name in ("dim", "n_layers", "n_heads", "hidden_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.dim % self.n_heads:
+            raise ConfigError(f"n_heads ({self.n_heads}) must divide dim ({self.dim})")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.activation!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+        for name in ("dropout", "attention_dropout", "qa_dropout", "seq_classif_dropout"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 <= value <= 1):
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if not isinstance(self.sinusoidal_pos_embds, bool):
+            raise ConfigError(f"sinusoidal_pos_embds must be true or false, got {self.sinusoidal_pos_embds!r}")
+        super()._validate()
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
+        """As EncoderConfig's, reading transformers' aliases as DistilBERT's names (``hidden_size`` -> ``dim``).
+
+        Other generic names in a file (``layer_norm_eps``, ...) mean nothing to DistilBERT, in transformers
+        either: they are kept in ``extra``. Given as overrides, they are refused with the field to use.
+        """
+        generic = cls.GENERIC_NAMES.keys() | cls.FIXED.keys()
+        values = {cls.attribute_map.get(k, k): v for k, v in values.items()}
+        overrides = {cls.attribute_map.get(k, k): v for k, v in overrides.items()}
+        refused = sorted(generic & overrides.keys())
+        if refused:
+            name = refused[0]
+            use = f"set {cls.GENERIC_NAMES[name]}" if name in cls.GENERIC_NAMES else f"fixed at {cls.FIXED[name]!r}"
+            raise ConfigError(f"{name} is not a field of {cls.__name__} ({use})")
+        config = super().from_dict({k: v for k, v in values.items() if k not in generic}, **overrides)
+        unused = {k: v for k, v in values.items() if k in generic}
+        return config.replace(extra={**config.extra, **unused}) if unused else config
+
+    def to_dict(self) -> dict[str, Any]:
+        """DistilBERT's names only, as transformers writes them; generic keys a file held come back from ``extra``."""
+        generic = self.GENERIC_NAMES.keys() | self.FIXED.keys()
+        values = {k: v for k, v in super().to_dict().items() if k not in generic}
+        return {**values, **{k: v for k, v in self.extra.items() if k in generic}}
+
+
+@dataclass(frozen=True)
+class MPNetConfig(EncoderConfig):
+    """Mirrors ``transformers.MPNetConfig`` (mpnet-base defaults).
+
+    Attention scores get a learned bias per head and relative-position bucket, from a table of
+    ``relative_attention_num_buckets`` rows. There are no token types, and the embeddings pad
+    with id 1 whatever ``pad_token_id`` says, as in transformers.
+    """
+
+    model_type: ClassVar[str] = "mpnet"
+    # transformers' MPNetEncoder.compute_position_bias always computes this many buckets (its
+    # default argument), whatever relative_attention_num_buckets says: the table needs as many rows.
+    position_buckets: ClassVar[int] = 32
+
+    vocab_size: int = 30527
+    relative_attention_num_buckets: int = 32
+    type_vocab_size: int = 1  # not a field of transformers' MPNetConfig: MPNet reads no token types
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 0
+    eos_token_id: int | None = 2
+
+    def _validate(self) -> None:
+        super()._validate()
+        buckets = self.relative_attention_num_buckets
+        if not isinstance(buckets, int) or isinstance(buckets, bool) or buckets < self.position_buckets:
+            raise ConfigError(
+                f"relative_attention_num_buckets must be an integer >= {self.position_buckets}, got {buckets!r}: "
+                f"transformers' MPNet looks up {self.position_buckets} buckets whatever this says"
+            )
+        if self.max_position_embeddings <= 2:
+            raise ConfigError(
+                f"max_position_embeddings ({self.max_position_embeddings}) leaves no positions: "
+                "MPNet's positions count from 2 (after its padding id, 1)"
+            )
+
+    @property
+    def head_dropout(self) -> float:
+        """transformers' MPNet heads use ``hidden_dropout_prob``; ``classifier_dropout`` is not read."""
+        return self.hidden_dropout_prob
 
 
 def read_config_json(path: str | Path) -> dict[str, Any]:

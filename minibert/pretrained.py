@@ -44,6 +44,7 @@ REFUSED_INPUTS = {
     "encoder_hidden_states": "minibert implements encoders only (no cross-attention)",
     "encoder_attention_mask": "minibert implements encoders only (no cross-attention)",
     "past_key_values": "minibert implements encoders only (no cache)",
+    "cache": "minibert implements encoders only (no cache)",
 }
 
 
@@ -285,9 +286,17 @@ class PreTrainedModel(nn.Module):
         self.base_model.embeddings.word_embeddings = embeddings
 
     def _decoder_name(self) -> str | None:
-        """Module name of the MLM decoder ("cls.predictions.decoder"), None in models without one."""
-        weight = next((alias for alias in self._tied_weights_keys if alias.endswith("decoder.weight")), None)
+        """Module name of the MLM decoder ("cls.predictions.decoder"), None in models without one.
+
+        It is the module whose weight is tied to the word embeddings (ELECTRA's "generator_lm_head").
+        """
+        tied = self._tied_weights_keys.items()
+        weight = next((alias for alias, shared in tied if shared.endswith(".word_embeddings.weight")), None)
         return None if weight is None else weight.removesuffix(".weight")
+
+    def _decoder_bias_name(self, decoder_name: str) -> str:
+        """The head bias a tied decoder shares ("cls.predictions.bias"), or the decoder's own (ELECTRA)."""
+        return self._tied_weights_keys.get(f"{decoder_name}.bias", f"{decoder_name}.bias")
 
     def get_output_embeddings(self) -> nn.Linear | None:
         """The MLM decoder of models that have one; its weight is the input embedding matrix if tied."""
@@ -306,7 +315,7 @@ class PreTrainedModel(nn.Module):
             raise AttributeError(f"{type(self).__name__} has no MLM decoder to replace")
         self.set_submodule(name, decoder)
         if self.tied_weights():
-            owner, _, attribute = self._tied_weights_keys[f"{name}.bias"].rpartition(".")
+            owner, _, attribute = self._decoder_bias_name(name).rpartition(".")
             setattr(self.get_submodule(owner), attribute, decoder.bias)
 
     # -- speed switches -------------------------------------------------------------------
@@ -377,7 +386,7 @@ class PreTrainedModel(nn.Module):
         self.set_input_embeddings(self._resized_module(embeddings, rows))
         decoder_name = self._decoder_name()
         if decoder_name is not None:
-            bias_name = self._tied_weights_keys[f"{decoder_name}.bias"]
+            bias_name = self._decoder_bias_name(decoder_name)
             bias = self.get_parameter(bias_name)
             kept = min(rows, bias.shape[0])
             _set_tensor(self, bias_name, torch.cat([bias[:kept], bias.new_zeros(rows - kept)]))  # (rows,)
