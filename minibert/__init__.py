@@ -42,6 +42,7 @@ from minibert.config import (
     CamembertConfig,
     DistilBertConfig,
     ElectraConfig,
+    MPNetConfig,
     RobertaConfig,
     XLMRobertaConfig,
 )
@@ -64,6 +65,14 @@ from minibert.electra import (
 )
 from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError, TokenizerError
 from minibert.loading import LoadReport
+from minibert.mpnet import (
+    MPNetForMaskedLM,
+    MPNetForMultipleChoice,
+    MPNetForQuestionAnswering,
+    MPNetForSequenceClassification,
+    MPNetForTokenClassification,
+    MPNetModel,
+)
 from minibert.pretrained import PreTrainedModel
 from minibert.tokenization import (
     AlbertTokenizer,
@@ -153,6 +162,13 @@ __all__ = [
     "ElectraModel",
     "ElectraTokenizer",
     "LoadReport",
+    "MPNetConfig",
+    "MPNetForMaskedLM",
+    "MPNetForMultipleChoice",
+    "MPNetForQuestionAnswering",
+    "MPNetForSequenceClassification",
+    "MPNetForTokenClassification",
+    "MPNetModel",
     "MPNetTokenizer",
     "MinibertError",
     "PreTrainedModel",

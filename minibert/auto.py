@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from minibert import albert, bert, distilbert, electra, xlm_roberta
+from minibert import albert, bert, distilbert, electra, mpnet, xlm_roberta
 from minibert.config import EncoderConfig, config_class_for, read_config_json
 from minibert.errors import ConfigError
 from minibert.hub import resolve_config_file
@@ -100,6 +100,14 @@ ARCHITECTURES: dict[str, tuple[type[PreTrainedModel], ...]] = {
         electra.ElectraForTokenClassification,
         electra.ElectraForQuestionAnswering,
         electra.ElectraForMultipleChoice,
+    ),
+    "mpnet": (
+        mpnet.MPNetModel,
+        mpnet.MPNetForMaskedLM,
+        mpnet.MPNetForSequenceClassification,
+        mpnet.MPNetForTokenClassification,
+        mpnet.MPNetForQuestionAnswering,
+        mpnet.MPNetForMultipleChoice,
     ),
 }
 
