@@ -754,8 +754,9 @@ class BertForMultipleChoice(BertPreTrainedModel):
     ) -> LogitsOutput:
         inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
         flat = (None if x is None else x.reshape(-1, *x.shape[2:]) for x in inputs)  # (B * C, T, ...)
+        outputs = self.base_model(*flat, return_dict=True, **flags)  # checks first that one of the two is given
         choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-        return self.head(self.base_model(*flat, return_dict=True, **flags), labels, choices)
+        return self.head(outputs, labels, choices)
 
     def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, choices: int) -> LogitsOutput:
         """A score per choice from the encoder's ``outputs`` over all B * C sequences; the loss if given labels."""

@@ -27,20 +27,22 @@ from torch import Tensor, nn
 
 from minibert.activations import ACTIVATIONS
 from minibert.bert import (
+    BertForMultipleChoice,
     BertForQuestionAnswering,
     BertForTokenClassification,
     BertPreTrainedModel,
     Embeddings,
     Encoder,
     EncoderModel,
+    HeadModel,
     RobertaClassificationHead,
     masked_lm_loss,
     sequence_classification_loss,
 )
 from minibert.config import ElectraConfig, EncoderConfig
 from minibert.errors import ConfigError
-from minibert.outputs import LogitsOutput
-from minibert.pretrained import OutputFlags
+from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput
+from minibert.pretrained import OutputFlags, PreTrainedModel
 
 # -- the base model -------------------------------------------------------------------------
 
@@ -164,7 +166,7 @@ class ElectraGeneratorPredictions(nn.Module):
         return self.LayerNorm(F.gelu(self.dense(hidden_states)))  # (B, T, E)
 
 
-class ElectraForMaskedLM(ElectraPreTrainedModel):
+class ElectraForMaskedLM(ElectraPreTrainedModel, HeadModel):
     """The generator: scores over the vocabulary for every token, ``transformers.ElectraForMaskedLM``.
 
     ``generator_lm_head`` is a plain Linear whose weight is the word embedding matrix (tied) and
@@ -182,23 +184,10 @@ class ElectraForMaskedLM(ElectraPreTrainedModel):
         self.generator_lm_head = nn.Linear(config.embedding_size, config.vocab_size)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,  # (B, T): the true token at masked positions, -100 elsewhere
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> LogitsOutput:
+        """``labels`` (B, T): the true token at masked positions, -100 elsewhere."""
         logits = self.generator_lm_head(self.generator_predictions(outputs.last_hidden_state))  # (B, T, V)
         return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
-
-
-# -- fine-tuning heads -----------------------------------------------------------------------------
 
 
 class ElectraClassificationHead(RobertaClassificationHead):
@@ -209,7 +198,7 @@ class ElectraClassificationHead(RobertaClassificationHead):
         return self.out_proj(self.dropout(F.gelu(self.dense(x))))  # (B, num_labels)
 
 
-class ElectraForSequenceClassification(ElectraPreTrainedModel):
+class ElectraForSequenceClassification(ElectraPreTrainedModel, HeadModel):
     """A classifier (or regressor) on the first token: ``transformers.ElectraForSequenceClassification``."""
 
     def __init__(self, config: ElectraConfig) -> None:
@@ -218,18 +207,8 @@ class ElectraForSequenceClassification(ElectraPreTrainedModel):
         self.classifier = ElectraClassificationHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,  # as in BertForSequenceClassification
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        outputs = self.base_model(*inputs, return_dict=True, **flags)
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None) -> LogitsOutput:
+        """``labels`` as in BertForSequenceClassification."""
         logits = self.classifier(outputs.last_hidden_state)  # (B, num_labels)
         loss = sequence_classification_loss(logits, labels, self.config)
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
@@ -285,30 +264,18 @@ class ElectraSequenceSummary(nn.Module):
         return self.last_dropout(self.activation(self.summary(self.first_dropout(x))))  # (B, H)
 
 
-class ElectraForMultipleChoice(ElectraPreTrainedModel):
-    """Scores each of C candidate sequences from its summary: inputs (B, C, T), logits (B, C)."""
+class ElectraForMultipleChoice(ElectraPreTrainedModel, BertForMultipleChoice):
+    """Scores each of C candidate sequences from its summary: BertForMultipleChoice's forward, its own modules."""
 
     def __init__(self, config: ElectraConfig) -> None:
-        super().__init__(config)
+        PreTrainedModel.__init__(self, config)  # not BertForMultipleChoice.__init__: no pooler, no dropout here
         self.add_base_model(add_pooling_layer=False)
         self.sequence_summary = ElectraSequenceSummary(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,  # (B, C, T)
-        attention_mask: Tensor | None = None,  # (B, C, T)
-        token_type_ids: Tensor | None = None,  # (B, C, T)
-        position_ids: Tensor | None = None,  # (B, C, T)
-        inputs_embeds: Tensor | None = None,  # (B, C, T, E)
-        labels: Tensor | None = None,  # (B,): the right choice
-        **flags: Unpack[OutputFlags],
-    ) -> LogitsOutput:
-        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        flat = (None if x is None else x.reshape(-1, *x.shape[2:]) for x in inputs)  # (B * C, T, ...)
-        outputs = self.base_model(*flat, return_dict=True, **flags)
-        choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+    def head(self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, choices: int) -> LogitsOutput:
+        """As BertForMultipleChoice's, from the sequence summary instead of the pooler."""
         logits = self.classifier(self.sequence_summary(outputs.last_hidden_state)).view(-1, choices)  # (B, C)
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
