@@ -721,6 +721,11 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))  # (B, T) each
         loss = None
         if start_positions is not None and end_positions is not None:
+            if self.base_model.unpad:
+                raise ValueError(
+                    "the span loss is a softmax over every position, padding included, which the unpadded "
+                    "path does not compute: call set_unpadding(False) to train (inference is unaffected)"
+                )
             # Positions outside the sequence (answers cut off by truncation) are clamped to T and ignored.
             length = start_logits.shape[1]
             start = start_positions.reshape(-1).clamp(0, length)

@@ -193,6 +193,18 @@ def test_refused_inputs_say_what_to_use_instead(checkpoint_dir):
         ours.resize_token_embeddings(120, mean_resizing=True)
 
 
+def test_span_loss_is_refused_on_the_unpadded_path(checkpoint_dir):
+    """transformers' span softmax reads padding positions, which the unpadded path leaves at zero."""
+    model = minibert.BertForQuestionAnswering.from_pretrained(checkpoint_dir("BertForQuestionAnswering", "bert-a"))
+    inputs = make_inputs("bert-a")
+    positions = {"start_positions": torch.tensor([1, 2, 3]), "end_positions": torch.tensor([2, 3, 4])}
+    model.set_unpadding(True)
+    with torch.no_grad():
+        assert model(**inputs).loss is None  # span scores alone are fine
+        with pytest.raises(ValueError, match=r"set_unpadding\(False\) to train"):
+            model(**inputs, **positions)
+
+
 # -- initialisation, pruning, training habits ----------------------------------------------------
 
 
