@@ -21,7 +21,7 @@ DEFAULT_CHECKPOINT = $(shell $(BIN)/python -c "from minibert.cli import default_
 
 run: install
 	$(BIN)/minibert verify
-	$(BIN)/minibert embed $(DEFAULT_CHECKPOINT) "A man is eating food." "A man is eating a piece of bread." \
+	$(BIN)/minibert embed $(DEFAULT_CHECKPOINT) --similarity "A man is eating food." "A man is eating a piece of bread." \
 		"The girl is carrying a baby." "A man is riding a horse." "Someone is having a meal."
 
 test: install

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from minibert import albert, bert, distilbert, electra, mpnet, xlm_roberta
+from minibert import albert, bert, deberta_v2, distilbert, electra, gte, modernbert, mpnet, nomic_bert, xlm_roberta
 from minibert.config import EncoderConfig, config_class_for, read_config_json
 from minibert.errors import ConfigError
 from minibert.hub import resolve_config_file
@@ -109,6 +109,29 @@ ARCHITECTURES: dict[str, tuple[type[PreTrainedModel], ...]] = {
         mpnet.MPNetForQuestionAnswering,
         mpnet.MPNetForMultipleChoice,
     ),
+    "deberta-v2": (
+        deberta_v2.DebertaV2Model,
+        deberta_v2.DebertaV2ForMaskedLM,
+        deberta_v2.DebertaV2ForSequenceClassification,
+        deberta_v2.DebertaV2ForTokenClassification,
+        deberta_v2.DebertaV2ForQuestionAnswering,
+        deberta_v2.DebertaV2ForMultipleChoice,
+    ),
+    "nomic_bert": (
+        nomic_bert.NomicBertModel,
+        nomic_bert.NomicBertForMaskedLM,
+        nomic_bert.NomicBertForSequenceClassification,
+        nomic_bert.NomicBertForTokenClassification,
+    ),
+    "modernbert": (
+        modernbert.ModernBertModel,
+        modernbert.ModernBertForMaskedLM,
+        modernbert.ModernBertForSequenceClassification,
+        modernbert.ModernBertForTokenClassification,
+        modernbert.ModernBertForQuestionAnswering,
+        modernbert.ModernBertForMultipleChoice,
+    ),
+    "gte": (gte.GteModel, gte.GteForMaskedLM, gte.GteForSequenceClassification, gte.GteForTokenClassification),
 }
 
 

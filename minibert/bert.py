@@ -29,7 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 from minibert.activations import ACTIVATIONS
 from minibert.config import BertConfig, EncoderConfig, RobertaConfig
-from minibert.errors import ConfigError
+from minibert.errors import ConfigError, InputError, InputTypeError
 from minibert.outputs import (
     BaseModelOutputWithPooling,
     LogitsOutput,
@@ -38,6 +38,7 @@ from minibert.outputs import (
     QuestionAnsweringModelOutput,
 )
 from minibert.pretrained import OutputFlags, PreTrainedModel
+from minibert.rotary import RotaryEmbedding, apply_rotary
 
 # -- embeddings ---------------------------------------------------------------------------
 
@@ -48,19 +49,27 @@ class Embeddings(nn.Module):
     With ``padded_positions`` (RoBERTa) positions count from ``pad_token_id + 1`` over real
     tokens only, and padding tokens keep position ``pad_token_id``. ``width`` is the hidden
     size, except in ALBERT, whose narrower embeddings are projected up. Without
-    ``token_types`` (MPNet) there is no token-type table.
+    ``token_types`` (MPNet) there is no token-type table; without ``positions`` (NomicBERT, whose
+    attention rotates queries and keys instead: ``minibert.rotary``) no position table.
     """
 
     def __init__(
-        self, config: EncoderConfig, padded_positions: bool = False, width: int | None = None, token_types: bool = True
+        self,
+        config: EncoderConfig,
+        padded_positions: bool = False,
+        width: int | None = None,
+        token_types: bool = True,
+        positions: bool = True,
     ) -> None:
         super().__init__()
         width = width or config.hidden_size
         self.padded_positions = padded_positions
         self.padding_idx = config.pad_token_id
         self.word_embeddings = embedding(config.vocab_size, width, config.pad_token_id)
-        self.position_embeddings = embedding(
-            config.max_position_embeddings, width, config.pad_token_id if padded_positions else None
+        self.position_embeddings = (
+            embedding(config.max_position_embeddings, width, config.pad_token_id if padded_positions else None)
+            if positions
+            else None
         )
         self.token_type_embeddings = embedding(config.type_vocab_size, width) if token_types else None
         self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
@@ -81,7 +90,7 @@ class Embeddings(nn.Module):
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
         batch, length = inputs_embeds.shape[:2]
-        if position_ids is None:
+        if position_ids is None and self.position_embeddings is not None:
             if not self.padded_positions:
                 position_ids = self.position_ids[:, :length]  # (1, T)
             elif input_ids is not None:
@@ -91,10 +100,15 @@ class Embeddings(nn.Module):
                 position_ids = self.position_ids[:, 1 + self.padding_idx : 1 + self.padding_idx + length]
         embeddings = inputs_embeds
         if self.token_type_embeddings is not None:
-            if token_type_ids is None:
-                token_type_ids = self.token_type_ids[:, :length].expand(batch, length)  # (B, T)
+            if token_type_ids is None:  # zeros; new ones past the buffer (rotary models take any length)
+                token_type_ids = (
+                    self.token_type_ids[:, :length].expand(batch, length)  # (B, T)
+                    if length <= self.token_type_ids.shape[1]
+                    else torch.zeros(batch, length, dtype=torch.long, device=inputs_embeds.device)
+                )
             embeddings = embeddings + self.token_type_embeddings(token_type_ids)
-        embeddings = embeddings + self.position_embeddings(position_ids)  # (B, T, H)
+        if self.position_embeddings is not None:
+            embeddings = embeddings + self.position_embeddings(position_ids)  # (B, T, H)
         return self.dropout(self.LayerNorm(embeddings))
 
     def reset_buffers(self) -> None:
@@ -121,24 +135,50 @@ class AttentionMask:
     layout both are no-ops. ``bias`` (B, 1, 1, T) is added to the attention scores: 0 where a
     token may be attended, the dtype's most negative value at padding. (MPNet adds its relative-
     position bias to it: (B, nh, T, T), still one tensor for the whole batch, in the (B, T) layout.)
+    ``rotary`` carries the cos and sin of each position's rotation (``minibert.rotary``) to the
+    models that rotate queries and keys, computed once per forward pass for every layer.
     """
 
     bias: Tensor | None
     tokens: Tensor | None = None  # (N,): flat positions of the real tokens in the (B * T) batch; None: padded
     shape: tuple[int, int] = (0, 0)  # (B, T) of the padded batch
+    rotary: tuple[Tensor, Tensor] | None = None  # cos, sin: (B or 1, T, hs), in the (B, T) layout
+    padding: Tensor | None = None  # (B, 1, T, 1): True at padding keys, in the padded layout; see hide_padding
 
     @classmethod
-    def from_padding(cls, attention_mask: Tensor | None, dtype: torch.dtype, unpad: bool = False) -> AttentionMask:
-        """From a (B, T) mask of 1 = token, 0 = padding; ``unpad`` only matters if there is padding."""
+    def from_padding(
+        cls,
+        attention_mask: Tensor | None,
+        dtype: torch.dtype,
+        unpad: bool = False,
+        embeddings: Tensor | None = None,  # (B, T, E): the layers' input, to know whether hide_padding is needed
+    ) -> AttentionMask:
+        """From a (B, T) mask of 0 = padding, anything else = token; ``unpad`` only matters if there is padding.
+
+        Any non-zero value attends, as transformers reads masks (``create_bidirectional_mask`` turns them to
+        bool): 0.5, 2 and -1 are tokens, like 1. Padding keys and values are hidden (``hide_padding``) if
+        ``embeddings`` hold a NaN or an Inf, or are not given.
+        """
         if attention_mask is None:
             return cls(None)
-        keep = attention_mask[:, None, None, :].to(dtype)  # (B, 1, 1, T)
-        bias = (1.0 - keep) * torch.finfo(dtype).min
+        padding = attention_mask[:, None, None, :] == 0  # (B, 1, 1, T)
+        bias = padding.to(dtype) * torch.finfo(dtype).min  # 0 at tokens, the most negative value at padding
         # Unpadding makes shapes depend on the data: compiled graphs keep the padded layout.
         if not unpad or torch.compiler.is_compiling() or bool(attention_mask.all()):
-            return cls(bias)
+            finite = embeddings is not None and not torch.compiler.is_compiling() and bool(embeddings.isfinite().all())
+            return cls(bias, padding=None if finite else padding.transpose(-1, -2))
         tokens = attention_mask.flatten().nonzero().squeeze(1)  # (N,)
-        return cls(bias, tokens, tuple(attention_mask.shape))
+        return cls(bias, tokens, tuple(attention_mask.shape))  # to_batch puts zeros at padding
+
+    def hide_padding(self, x: Tensor) -> Tensor:
+        """(B, nh, T, hs) keys or values with zeros at padding positions.
+
+        The bias gives padding keys a weight of exactly 0, but 0 times a NaN or an Inf is NaN: a NaN in a
+        padding embedding would reach every real token of its row (in transformers it does). Zeroed keys
+        and values carry nothing, and real tokens' scores and weights are unchanged. Layers keep finite
+        inputs finite, so with finite embeddings the bias alone suffices and nothing is hidden (no cost).
+        """
+        return x if self.padding is None else x.masked_fill(self.padding, 0)
 
     def to_tokens(self, x: Tensor) -> Tensor:
         """(B, T, F) -> (N, F): keep the real tokens."""
@@ -148,7 +188,8 @@ class AttentionMask:
         """(N, F) -> (B, T, F): put the real tokens back in place, zeros at padding."""
         if self.tokens is None:
             return x
-        batch = x.new_zeros(self.shape[0] * self.shape[1], x.shape[-1]).index_copy(0, self.tokens, x)
+        # In place: index_copy (out of place) would first copy the zeros, on every layer's q, k and v.
+        batch = x.new_zeros(self.shape[0] * self.shape[1], x.shape[-1]).index_copy_(0, self.tokens, x)
         return batch.view(*self.shape, x.shape[-1])
 
 
@@ -159,12 +200,13 @@ def attend(
     bias: Tensor | None,  # added to the scores: (B, 1, 1, T) padding, or (B, nh, T, T) with position biases
     dropout: float,
     eager: bool,
+    scale: float | None = None,  # None: 1 / sqrt(hs); DeBERTa divides by more
 ) -> tuple[Tensor, Tensor | None]:
-    """softmax(q k^T / sqrt(hs) + bias) v; ``eager`` writes it out and also returns the probabilities.
+    """softmax(q k^T * scale + bias) v; ``eager`` writes it out and also returns the probabilities.
 
     Otherwise PyTorch's fused kernel computes the same in one call (and returns no probabilities).
     """
-    scale = q.shape[-1] ** -0.5
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
     if not eager:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=scale), None
     scores = torch.matmul(q, k.transpose(2, 3)) * scale  # (B, nh, T, T)
@@ -204,6 +246,9 @@ class SelfAttention(nn.Module):
         batch, length, _ = q.shape
         heads = (batch, length, self.num_heads, self.head_size)
         q, k, v = (x.view(heads).transpose(1, 2) for x in (q, k, v))  # (B, nh, T, hs)
+        if mask.rotary is not None:  # rotary positions (GTE): queries and keys turned by their positions' angles
+            q, k = apply_rotary(q, *mask.rotary), apply_rotary(k, *mask.rotary)
+        k, v = mask.hide_padding(k), mask.hide_padding(v)  # padding never reaches real tokens, even as NaN
         eager = self.attn_implementation == "eager" or output_attentions
         dropout = self.dropout_prob if self.training else 0.0
         context, probs = attend(q, k, v, mask.bias, dropout, eager)  # (B, nh, T, hs)
@@ -378,7 +423,8 @@ class EncoderModel(PreTrainedModel):
 
     An architecture's base model (``BertModel``, ``AlbertModel``) only builds, in ``__init__``,
     the three modules this calls: ``embeddings``, ``encoder`` and ``pooler`` (None without one),
-    and may change ``embed``, the step from ids to the encoder's input.
+    and may change ``embed``, the step from ids to the encoder's input. A model with rotary
+    positions also sets ``rotary_emb``: the mask then carries every position's rotation.
     """
 
     # RoBERTa's positions start after the padding id: Embeddings' ``padded_positions``.
@@ -390,6 +436,7 @@ class EncoderModel(PreTrainedModel):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__(config)
         self.unpad = False  # see PreTrainedModel.set_unpadding
+        self.rotary_emb: RotaryEmbedding | None = None
 
     def forward(
         self,
@@ -406,9 +453,18 @@ class EncoderModel(PreTrainedModel):
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         offset = self.embeddings.padding_idx + 1 if self.padded_positions else 0
         width = self.embeddings.word_embeddings.embedding_dim
-        check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, offset, width)
+        inputs = (input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        dtype = self.embeddings.word_embeddings.weight.dtype
+        bounded = self.rotary_emb is None
+        input_ids, token_type_ids, position_ids = check_inputs(
+            config, *inputs, offset, width, bounded_positions=bounded, dtype=dtype
+        )
         embeddings = self.embed(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
-        mask = AttentionMask.from_padding(attention_mask, embeddings.dtype, unpad=self.unpad)
+        mask = AttentionMask.from_padding(attention_mask, embeddings.dtype, unpad=self.unpad, embeddings=embeddings)
+        if self.rotary_emb is not None:  # positions 0, 1, ... whatever the padding, unless given
+            if position_ids is None:
+                position_ids = torch.arange(embeddings.shape[1], device=embeddings.device)[None]  # (1, T)
+            mask.rotary = self.rotary_emb(position_ids, embeddings.dtype)  # cos, sin: (B or 1, T, hs)
         outputs = self.encoder(embeddings, mask, output_hidden_states, output_attentions)
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)  # (B, H)
@@ -557,6 +613,24 @@ def masked_lm_loss(logits: Tensor, labels: Tensor | None) -> Tensor | None:
     if labels is None:
         return None
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def span_loss(
+    start_logits: Tensor, end_logits: Tensor, start_positions: Tensor | None, end_positions: Tensor | None
+) -> Tensor | None:
+    """The mean of the start and end cross-entropies over every position (B, T), if both positions are given.
+
+    Positions outside the sequence (answers cut off by truncation) are clamped to T and ignored.
+    """
+    if start_positions is None or end_positions is None:
+        return None
+    length = start_logits.shape[1]
+    start = start_positions.reshape(-1).clamp(0, length)
+    end = end_positions.reshape(-1).clamp(0, length)
+    return (
+        F.cross_entropy(start_logits, start, ignore_index=length)
+        + F.cross_entropy(end_logits, end, ignore_index=length)
+    ) / 2
 
 
 def sequence_classification_loss(logits: Tensor, labels: Tensor | None, config: EncoderConfig) -> Tensor | None:
@@ -726,14 +800,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                     "the span loss is a softmax over every position, padding included, which the unpadded "
                     "path does not compute: call set_unpadding(False) to train (inference is unaffected)"
                 )
-            # Positions outside the sequence (answers cut off by truncation) are clamped to T and ignored.
-            length = start_logits.shape[1]
-            start = start_positions.reshape(-1).clamp(0, length)
-            end = end_positions.reshape(-1).clamp(0, length)
-            loss = (
-                F.cross_entropy(start_logits, start, ignore_index=length)
-                + F.cross_entropy(end_logits, end, ignore_index=length)
-            ) / 2
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
         return QuestionAnsweringModelOutput(loss, start_logits, end_logits, outputs.hidden_states, outputs.attentions)
 
 
@@ -871,54 +938,91 @@ def check_inputs(
     inputs_embeds: Tensor | None,
     position_offset: int,
     width: int,
-) -> None:
+    bounded_positions: bool = True,
+    dtype: torch.dtype | None = None,
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """Refuse inputs that would fail deep inside an embedding lookup, or silently compute nonsense.
 
-    Each range check is one min/max over the ids: microseconds next to a forward pass.
-    Skipped while torch.compile traces, where data-dependent checks would break the graph.
+    Returns ``input_ids``, ``token_type_ids`` and ``position_ids`` as the lookups take them: ids
+    of any integer dtype are accepted (int8, int16, uint8, ... become int64); float and bool ids
+    are refused. ``inputs_embeds`` must be floats of the model's ``dtype`` (if given): transformers
+    fails on float64 embeddings for a float32 model, here the error says so. Without
+    ``bounded_positions`` (rotary models: positions index no table) any length and any position id
+    go, as in transformers. Errors are ``InputError`` (a ValueError) or ``InputTypeError`` (a
+    TypeError) naming the argument, its shape or value, and what is expected. Each range check is
+    one min/max over the ids: microseconds next to a forward pass. Skipped while torch.compile
+    traces, where data-dependent checks would break the graph.
     """
     if torch.compiler.is_compiling():
-        return
+        return input_ids, token_type_ids, position_ids
     if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        raise InputError("pass exactly one of input_ids and inputs_embeds")
     if input_ids is not None:
-        _check_ids("input_ids", input_ids, config.vocab_size, "vocab_size")
+        input_ids = _check_ids("input_ids", input_ids, config.vocab_size, "vocab_size")
         if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}")
+            raise InputError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}")
         shape = input_ids.shape
     else:
+        if not isinstance(inputs_embeds, Tensor) or not inputs_embeds.is_floating_point():
+            kind = inputs_embeds.dtype if isinstance(inputs_embeds, Tensor) else type(inputs_embeds).__name__
+            raise InputTypeError(f"inputs_embeds must be a tensor of floats, got {kind}")
         if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != width:
-            raise ValueError(
+            raise InputError(
                 f"inputs_embeds must have shape (batch, length, {width}), got {tuple(inputs_embeds.shape)}"
+            )
+        if inputs_embeds.numel() == 0:
+            raise InputError(f"inputs_embeds is empty (shape {tuple(inputs_embeds.shape)})")
+        if dtype is not None and inputs_embeds.dtype != dtype:
+            raise InputTypeError(
+                f"inputs_embeds has dtype {inputs_embeds.dtype}, but the model computes in {dtype}: "
+                f"pass inputs_embeds.to({dtype})"
             )
         shape = inputs_embeds.shape[:2]
     positions = config.max_position_embeddings - position_offset
-    if position_ids is None and shape[1] > positions:
+    if bounded_positions and position_ids is None and shape[1] > positions:
         offset = f" after the padding offset of {position_offset}" if position_offset else ""
-        raise ValueError(
+        raise InputError(
             f"input_ids: sequence length {shape[1]} exceeds the {positions} positions the model has "
             f"(max_position_embeddings={config.max_position_embeddings}{offset}); truncate the inputs"
         )
     for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
-        if tensor is not None and tensor.shape != shape:
-            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, but the inputs have {tuple(shape)}")
+        if tensor is not None and (not isinstance(tensor, Tensor) or tensor.shape != shape):
+            got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise InputError(f"{name} has shape {got}, but the inputs have {tuple(shape)}")
     if token_type_ids is not None:
-        _check_ids("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
+        token_type_ids = _check_ids("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
     if position_ids is not None:
-        if position_ids.shape[-1] != shape[1]:
-            raise ValueError(f"position_ids has shape {tuple(position_ids.shape)}, the inputs {tuple(shape)}")
-        _check_ids("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
+        # (batch, length), or one row for the whole batch: (1, length) or (length,), as transformers broadcasts.
+        got = tuple(position_ids.shape) if isinstance(position_ids, Tensor) else None
+        if got not in (tuple(shape), (1, shape[1]), (shape[1],)):
+            raise InputError(
+                f"position_ids has shape {got or type(position_ids).__name__}, expected (batch, length) = "
+                f"{tuple(shape)}, or (1, {shape[1]}) for every row"
+            )
+        if bounded_positions:
+            position_ids = _check_ids(
+                "position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings"
+            )
+    return input_ids, token_type_ids, position_ids
 
 
-def _check_ids(name: str, ids: Tensor, limit: int, field: str) -> None:
-    """Integer ids within [0, limit), or a TypeError / ValueError naming the argument and the value."""
+def _check_ids(name: str, ids: Tensor, limit: int, field: str) -> Tensor:
+    """Integer ids within [0, limit), as a tensor the lookup takes; else an error naming the argument and the value.
+
+    ``nn.Embedding`` takes int32 and int64 ids only: other integer dtypes are converted to int64.
+    """
+    if not isinstance(ids, Tensor):
+        raise InputTypeError(f"{name} must be a tensor of integer ids, got {type(ids).__name__}")
     if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer ids, got dtype {ids.dtype}")
+        raise InputTypeError(f"{name} must hold integer ids, got dtype {ids.dtype}")
     if ids.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(ids.shape)})")
+        raise InputError(f"{name} is empty (shape {tuple(ids.shape)})")
+    if ids.dtype not in (torch.int32, torch.int64):
+        ids = ids.long()
     low, high = (int(x) for x in torch.aminmax(ids))
     if low < 0 or high >= limit:
-        raise ValueError(f"{name} holds {low if low < 0 else high}, outside [0, {limit}) ({field}={limit})")
+        raise InputError(f"{name} holds {low if low < 0 else high}, outside [0, {limit}) ({field}={limit})")
+    return ids
 
 
 @torch.no_grad()

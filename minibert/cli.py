@@ -1,10 +1,15 @@
-"""The ``minibert`` command line: evidence that weights landed where they belong.
+"""The ``minibert`` command line: evidence that weights landed where they belong, and the tasks.
 
 ``minibert inspect PATH_OR_ID`` shows, without running the model, which checkpoint key
 goes to which model key and why. ``minibert verify [PATH_OR_ID]`` loads the checkpoint
 with minibert and with transformers, runs both on the same padded inputs, and prints the
 largest difference after the embeddings, after every layer and in every output, so the
 first place they part is visible. Exit codes: 0 pass, 1 mismatch, 2 error.
+
+``embed``, ``rerank``, ``classify`` and ``fill-mask`` take texts as arguments, from files
+(``--file``, one per line) or from stdin (``-``). ``embed`` writes one JSON array per text
+to stdout, or a ``.npy`` / ``.safetensors`` / ``.jsonl`` file (``--output``), or shows the
+similarity matrix (``--similarity``). Warnings (a head initialised at random) go to stderr.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,10 +29,11 @@ import minibert
 from minibert.auto import AutoConfig
 from minibert.checkpoint import Checkpoint
 from minibert.config import EncoderConfig
+from minibert.encoders import CrossEncoder, SentenceEncoder
 from minibert.errors import MinibertError
-from minibert.loading import LoadReport
+from minibert.loading import READ_STATUSES, LoadReport, read_tensor
 from minibert.pretrained import PreTrainedModel
-from minibert.tasks import classify, cosine_similarities, embed, fill_mask
+from minibert.tasks import check_positive, classify, fill_mask
 from minibert.tokenization import AutoTokenizer
 
 
@@ -113,6 +120,8 @@ def inspect(args: argparse.Namespace) -> int:
         f"{config.num_attention_heads} heads, intermediate {config.intermediate_size}, vocab {config.vocab_size}, "
         f"positions {config.max_position_embeddings}, token types {config.type_vocab_size}, {config.hidden_act}"
     )
+    for rename in report.config_renames:  # config.json fields read in another spelling (an original code's)
+        print(f"config read {rename}")
     print(f"model       {cls.__name__}, {model.num_parameters():,} parameters (tied tensors counted once)")
     for entry in files:
         print(f"file        {entry['file']}: {entry['bytes'] / 1e6:.1f} MB, {entry['tensors']} tensors")
@@ -143,9 +152,9 @@ def runs_text(runs: list[int]) -> str:
 def count_equal_to_file(model: PreTrainedModel, report: LoadReport) -> tuple[int, int]:
     """(equal, compared): every loaded tensor against its file, value for value, in the model's dtype."""
     checkpoint, state = Checkpoint(report.source), model.state_dict()
-    loaded = [r for r in report.records if r.status in ("loaded", "renamed")]
+    loaded = [r for r in report.records if r.status in READ_STATUSES]
     equal = sum(
-        torch.equal(state[r.model_key], checkpoint.get(r.checkpoint_key).to(state[r.model_key].dtype)) for r in loaded
+        torch.equal(state[r.model_key], read_tensor(checkpoint, r).to(state[r.model_key].dtype)) for r in loaded
     )
     return equal, len(loaded)
 
@@ -208,42 +217,145 @@ def verify(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+# -- the tasks: texts in, answers out ------------------------------------------------------------
+
+# Inputs from this many texts on get a progress bar on stderr (when stderr is a terminal).
+PROGRESS_FROM = 1000
+
+
+def read_texts(args: argparse.Namespace, name: str = "texts") -> list[str]:
+    """The texts of the arguments, each ``--file`` line and, for ``-``, each line of stdin, in that order."""
+    texts: list[str] = []
+    for text in getattr(args, name):
+        texts += sys.stdin.read().splitlines() if text == "-" else [text]
+    for path in args.file or []:
+        texts += Path(path).read_text(encoding="utf-8").splitlines()
+    if not texts:
+        raise MinibertError(f"no {name}: give them as arguments, one per line with --file, or on stdin with -")
+    return texts
+
+
+def progress(texts: list[str]) -> bool:
+    return len(texts) >= PROGRESS_FROM and sys.stderr.isatty()
+
+
 def fill_mask_command(args: argparse.Namespace) -> int:
     model = minibert.AutoModelForMaskedLM.from_pretrained(args.checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
-    for number, predictions in enumerate(fill_mask(model, tokenizer, args.text, top_k=args.top_k), start=1):
-        print(f"mask {number}: " + ", ".join(f"{p.label} ({p.score:.3f})" for p in predictions))
+    texts = read_texts(args)
+    answers = fill_mask(
+        model, tokenizer, texts, top_k=args.top_k, batch_size=args.batch_size, show_progress_bar=progress(texts)
+    )
+    for text, masks in zip(texts, answers, strict=True):
+        if len(texts) > 1:
+            print(text)
+        for number, predictions in enumerate(masks, start=1):
+            print(f"mask {number}: " + ", ".join(f"{p.label} ({p.score:.3f})" for p in predictions))
     return 0
 
 
 def embed_command(args: argparse.Namespace) -> int:
-    source = args.checkpoint
-    model = minibert.AutoModel.from_pretrained(source)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    similarities = cosine_similarities(embed(model, tokenizer, args.sentences))  # (N, N)
-    width = max(len(s) for s in args.sentences)
-    print(f"cosine similarity of {len(args.sentences)} sentence embeddings (mean pooling, {source})")
-    print(" " * (width + 2) + "".join(f"{i:>7}" for i in range(1, len(args.sentences) + 1)))
-    for i, (sentence, row) in enumerate(zip(args.sentences, similarities.tolist(), strict=True), start=1):
-        print(f"{i:>2} {sentence:<{width}}" + "".join(f"{value:7.3f}" for value in row))
-    if len(args.sentences) > 2:
-        print(f"closest to {args.sentences[0]!r}:")
+    if args.output is not None and Path(args.output).suffix not in OUTPUT_SUFFIXES:
+        raise MinibertError(f"--output {args.output}: write {', '.join(OUTPUT_SUFFIXES)}")
+    encoder = SentenceEncoder(args.checkpoint)
+    if args.max_length is not None:
+        check_positive(args.max_length, "--max-length")
+        encoder.max_seq_length = args.max_length
+    texts = read_texts(args)
+    embeddings = encoder.encode(
+        texts,
+        prompt_name=args.prompt_name,
+        batch_size=args.batch_size,
+        show_progress_bar=progress(texts),
+        convert_to_tensor=True,
+        normalize_embeddings=args.normalize,
+    ).cpu()  # (N, D)
+    if args.similarity:
+        print_similarities(texts, encoder.similarity(embeddings, embeddings), encoder.similarity_fn_name, args)
+    elif args.output is None:
+        for row in embeddings.tolist():
+            print(json_vector(row))
+    else:
+        write_embeddings(Path(args.output), embeddings)
+        print(f"wrote {len(texts)} embeddings of width {embeddings.shape[1]} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def json_vector(row: list[float]) -> str:
+    """One JSON array; 9 significant digits give back the very float32 value."""
+    return "[" + ",".join(f"{value:.9g}" for value in row) + "]"
+
+
+OUTPUT_SUFFIXES = (".npy", ".safetensors", ".jsonl")
+
+
+def write_embeddings(path: Path, embeddings: Tensor) -> None:
+    """(N, D) embeddings as .npy, .safetensors (tensor ``embeddings``) or .jsonl (one JSON array per line)."""
+    if path.suffix == ".npy":
+        import numpy
+
+        numpy.save(path, embeddings.numpy())
+    elif path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({"embeddings": embeddings.contiguous()}, path)
+    else:
+        path.write_text("".join(json_vector(row) + "\n" for row in embeddings.tolist()), encoding="utf-8")
+
+
+def print_similarities(texts: list[str], similarities: Tensor, name: str, args: argparse.Namespace) -> None:
+    """The (N, N) similarity matrix, then the others ranked against the first text."""
+    width = max(len(text) for text in texts)
+    print(f"{name} similarity of {len(texts)} sentence embeddings ({args.checkpoint})")
+    print(" " * (width + 3) + "".join(f"{i:>7}" for i in range(1, len(texts) + 1)))
+    for i, (text, row) in enumerate(zip(texts, similarities.tolist(), strict=True), start=1):
+        print(f"{i:>2} {text:<{width}}" + "".join(f"{value:7.3f}" for value in row))
+    if len(texts) > 2:
+        print(f"closest to {texts[0]!r}:")
         ranking = similarities[0, 1:].argsort(descending=True).tolist()
         for place, j in enumerate(ranking, start=1):
-            print(f"  {place}. {similarities[0, j + 1]:.3f}  {args.sentences[j + 1]}")
+            print(f"  {place}. {similarities[0, j + 1]:6.3f}  {texts[j + 1]}")
+
+
+def rerank_command(args: argparse.Namespace) -> int:
+    reranker = CrossEncoder(args.checkpoint, max_length=args.max_length)
+    documents = read_texts(args, "documents")
+    ranking = reranker.rank(
+        args.query,
+        documents,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        show_progress_bar=progress(documents),
+        return_documents=True,
+    )
+    for place, result in enumerate(ranking, start=1):
+        print(f"{place:>3}. {result['score']:.4f}  {result['text']}")
     return 0
 
 
 def classify_command(args: argparse.Namespace) -> int:
     model = minibert.AutoModelForSequenceClassification.from_pretrained(args.checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
-    for text, predictions in zip(args.texts, classify(model, tokenizer, args.texts, top_k=args.top_k), strict=True):
+    texts = read_texts(args)
+    answers = classify(
+        model, tokenizer, texts, top_k=args.top_k, batch_size=args.batch_size, show_progress_bar=progress(texts)
+    )
+    for text, predictions in zip(texts, answers, strict=True):
         print(f"{text}: " + ", ".join(f"{p.label} ({p.score:.3f})" for p in predictions))
     return 0
 
 
+def add_text_inputs(command: argparse.ArgumentParser, name: str = "texts", what: str = "texts") -> None:
+    """Texts as arguments (``-``: stdin, one per line), ``--file`` (one per line) and ``--batch-size``."""
+    command.add_argument(name, nargs="*", help=f"the {what}; - reads them from stdin, one per line")
+    command.set_defaults(inputs=name)
+    command.add_argument("--file", action="append", help=f"a file of {what}, one per line (may be repeated)")
+    command.add_argument("--batch-size", type=int, default=32, help="texts run together (default 32)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minibert", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"minibert {minibert.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("inspect", help="checkpoint key -> model key, shape, dtype, status; runs nothing")
     check = commands.add_parser("verify", help="compare minibert with transformers layer by layer")
@@ -254,27 +366,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.set_defaults(run=inspect)
     check.add_argument("--atol", type=float, default=1e-5, help="largest difference that passes (default 1e-5)")
     check.set_defaults(run=verify)
-    fill = commands.add_parser("fill-mask", help="the likeliest tokens for each mask token in a text")
-    fill.add_argument("checkpoint", help="folder or Hub id of a masked-LM checkpoint")
-    fill.add_argument("text", help="a text with the model's mask token, e.g. [MASK] or <mask>")
-    fill.add_argument("--top-k", type=int, default=5)
-    fill.set_defaults(run=fill_mask_command)
-    vectors = commands.add_parser("embed", help="sentence embeddings and their cosine-similarity matrix")
-    vectors.add_argument("checkpoint", help="folder or Hub id, e.g. a sentence-transformers checkpoint")
-    vectors.add_argument("sentences", nargs="+", help="the first is ranked against the others")
+
+    vectors = commands.add_parser("embed", help="sentence embeddings, as JSON lines, a file, or their similarities")
+    vectors.add_argument("checkpoint", help="folder or Hub id: a sentence-transformers folder, or any encoder")
+    add_text_inputs(vectors)
+    vectors.add_argument("--output", help="write to this .npy, .safetensors or .jsonl file instead of stdout")
+    vectors.add_argument("--similarity", action="store_true", help="print the similarity matrix and a ranking")
+    vectors.add_argument("--normalize", action="store_true", help="unit-length vectors")
+    vectors.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: the folder's)")
+    vectors.add_argument("--prompt-name", help="put the folder's prompt of this name before each text")
     vectors.set_defaults(run=embed_command)
+    scores = commands.add_parser("rerank", help="documents ranked against a query by a cross-encoder")
+    scores.add_argument("checkpoint", help="folder or Hub id of a cross-encoder (one-label classification)")
+    scores.add_argument("query")
+    add_text_inputs(scores, "documents", "documents")
+    scores.add_argument("--top-k", type=int, help="print the best K only")
+    scores.add_argument("--max-length", type=int, help="truncate each pair to this many tokens")
+    scores.set_defaults(run=rerank_command)
     labels = commands.add_parser("classify", help="labels of texts, from a sequence-classification checkpoint")
     labels.add_argument("checkpoint", help="folder or Hub id of a sequence-classification checkpoint")
-    labels.add_argument("texts", nargs="+")
+    add_text_inputs(labels)
     labels.add_argument("--top-k", type=int, default=1)
     labels.set_defaults(run=classify_command)
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (MinibertError, OSError) as error:  # one line, no traceback: the message names the file or key
-        message = " ".join(line.strip() for line in str(error).splitlines())
-        print(f"minibert {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    fill = commands.add_parser("fill-mask", help="the likeliest tokens for each mask token in a text")
+    fill.add_argument("checkpoint", help="folder or Hub id of a masked-LM checkpoint")
+    add_text_inputs(fill, what="texts, each with the model's mask token, e.g. [MASK] or <mask>")
+    fill.add_argument("--top-k", type=int, default=5)
+    fill.set_defaults(run=fill_mask_command)
+    # argparse gives a "*" positional nothing once an option comes between it and the one before (embed PATH
+    # --normalize TEXT...): the texts after the options come back unparsed, and are added here.
+    args, extra = parser.parse_known_args(argv)
+    texts = getattr(args, "inputs", None)
+    if extra and (texts is None or any(e.startswith("-") and e != "-" for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        getattr(args, texts).extend(extra)
+
+    def show_warning(message: Warning | str, *_: object, **__: object) -> None:
+        print(f"minibert {args.command}: warning: {one_line(message)}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show_warning
+        try:
+            return args.run(args)
+        except (MinibertError, OSError, ValueError) as error:  # one line, no traceback: the message says what to do
+            print(f"minibert {args.command}: error: {one_line(error)}", file=sys.stderr)
+            return 2
+
+
+def one_line(message: object) -> str:
+    return " ".join(line.strip() for line in str(message).splitlines())
 
 
 if __name__ == "__main__":

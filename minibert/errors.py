@@ -26,6 +26,14 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No usable checkpoint (folder, file or Hub repository) exists at the given name."""
 
 
+class InputError(MinibertError, ValueError):
+    """A model's inputs (ids, masks, positions, embeddings) are out of range or of the wrong shape."""
+
+
+class InputTypeError(InputError, TypeError):
+    """A model's input has the wrong dtype (float ids, float64 embeddings for a float32 model)."""
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message: enough to name the cause in a one-line error."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]

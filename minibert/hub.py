@@ -7,10 +7,10 @@ so its cache, ``revision``, tokens and ``HF_HUB_OFFLINE`` behave as users expect
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from minibert.errors import CheckpointError, CheckpointNotFoundError, first_line
+from minibert.files import read_json
 
 CONFIG_FILE = "config.json"
 # Weight layouts in order of preference: safetensors never runs code, and one file beats shards.
@@ -107,11 +107,19 @@ def hub_download(
 
 
 def read_index(path: Path) -> dict[str, str]:
-    """The ``weight_map`` (tensor key -> shard file name) of a sharded checkpoint's index."""
-    try:
-        weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path}: not a valid checkpoint index ({error!r})") from error
+    """The ``weight_map`` (tensor key -> shard file name) of a sharded checkpoint's index.
+
+    Shard names are relative paths that stay below the index's folder: ``../x`` or ``/etc/x`` is refused
+    here, before anything is fetched or opened (a symlink that leads out is refused when it is opened).
+    """
+    index = read_json(path, path.parent, CheckpointError)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-        raise CheckpointError(f"{path}: 'weight_map' must map tensor names to shard file names")
+        raise CheckpointError(f"{path}: not a valid checkpoint index ('weight_map' must map tensor names to shards)")
+    for key, shard in weight_map.items():
+        parts = PurePosixPath(shard).parts
+        if not parts or shard.startswith(("/", "\\")) or ".." in parts or "\\" in shard or ":" in parts[0]:
+            raise CheckpointError(
+                f"{path}: entry {key!r} names shard {shard!r}, which is not a file inside the checkpoint folder"
+            )
     return weight_map

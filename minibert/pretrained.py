@@ -13,6 +13,8 @@ resized vocabulary, pruned attention heads, gradient checkpointing).
 from __future__ import annotations
 
 import json
+import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Self, TypedDict
@@ -22,13 +24,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from minibert.checkpoint import Checkpoint, save_safetensors
-from minibert.config import EncoderConfig
+from minibert.checkpoint import FLOAT8_DTYPES, Checkpoint, save_safetensors
+from minibert.config import MEMORY_LIMIT_VARIABLE, EncoderConfig, memory_limit, memory_limit_source
 from minibert.errors import ConfigError
 from minibert.hub import CONFIG_FILE, resolve_checkpoint, resolve_config_file
-from minibert.loading import LoadReport, check_probes, plan_load, probe
+from minibert.loading import (
+    READ_STATUSES,
+    KeyRule,
+    LoadReport,
+    all_finite,
+    check_probes,
+    plan_load,
+    probe,
+    read_tensor,
+    same_bits,
+)
 
 DTypeLike = torch.dtype | str | None
+logger = logging.getLogger(__name__)
 
 
 class OutputFlags(TypedDict, total=False):
@@ -57,6 +70,10 @@ class PreTrainedModel(nn.Module):
     main_input_name: ClassVar[str] = "input_ids"
     # Alias key -> key of the tensor it shares; see tied_weights().
     _tied_weights_keys: ClassVar[dict[str, str]] = {}
+    # An older layout of this architecture's checkpoints (its original code's), read as well: rules that rename or
+    # split its keys, and the names its head models gave the encoder. See minibert.loading.KeyRule.
+    checkpoint_key_rules: ClassVar[tuple[KeyRule, ...]] = ()
+    checkpoint_prefixes: ClassVar[tuple[str, ...]] = ()
     # Tells transformers' Trainer that forward takes no num_items_in_batch: Trainer scales the loss itself.
     accepts_loss_kwargs: ClassVar[bool] = False
 
@@ -93,6 +110,7 @@ class PreTrainedModel(nn.Module):
         ignore_mismatched_sizes: bool = False,
         attn_implementation: str = "sdpa",
         output_loading_info: bool = False,
+        trust_remote_code: bool = False,
         **config_overrides: Any,
     ) -> Self | tuple[Self, dict[str, Any]]:
         """Load a checkpoint from a local folder or a Hub id (or from ``state_dict``, with its config).
@@ -102,6 +120,8 @@ class PreTrainedModel(nn.Module):
         fields before the model is built, e.g. ``num_labels=5`` or ``output_hidden_states=True``.
         The outcome for every tensor is in ``model.load_report``; ``output_loading_info=True``
         also returns transformers' summary of it (missing, unexpected and mismatched keys).
+        ``trust_remote_code`` is accepted, so that calls written for transformers run unchanged,
+        and means nothing: minibert reads remote-code checkpoints natively and never runs their code.
         """
         if torch_dtype is not None:
             if dtype is not None:
@@ -116,8 +136,9 @@ class PreTrainedModel(nn.Module):
             ignore_mismatched_sizes=ignore_mismatched_sizes,
             **config_overrides,
         )
-        dtype = _resolve_dtype(dtype, model.config, checkpoint)
+        dtype = _resolve_dtype(dtype, model.config, report)
         device = torch.device(device or "cpu")
+        check_fits(model, dtype, device)
         allocate(model, dtype, device)
         initialise_missing(model, report)
         probes = read_checkpoint(model, checkpoint, report, dtype, device)
@@ -157,6 +178,7 @@ class PreTrainedModel(nn.Module):
             checkpoint = Checkpoint(resolve_checkpoint(pretrained_model_name_or_path, **where))
         else:
             checkpoint = Checkpoint.from_state_dict(state_dict)
+        config = cls.config_for_checkpoint(config, checkpoint)
         with torch.device("meta"):
             model = cls(config)
         tied = model.tied_weights()
@@ -166,26 +188,35 @@ class PreTrainedModel(nn.Module):
             tied=tied,
             buffers={name for name, _ in model.named_buffers()},
             prefix=cls.base_model_prefix,
+            rules=cls.checkpoint_key_rules,
+            other_prefixes=cls.checkpoint_prefixes,
             ignore_mismatched_sizes=ignore_mismatched_sizes,
             strict=strict,
         )
         return model, checkpoint, report
 
+    @classmethod
+    def config_for_checkpoint(cls, config: EncoderConfig, checkpoint: Checkpoint) -> EncoderConfig:
+        """The config to build the model with for ``checkpoint``: ``config`` itself, unless the class reads a
+        choice of layout from the checkpoint's keys (DeBERTa's two masked-LM heads). Nothing is read but keys."""
+        return config
+
     def save_pretrained(self, save_directory: str | Path, *, max_shard_size: int | str = "5GB") -> list[Path]:
-        """Write ``config.json`` and safetensors weights that both minibert and transformers load."""
-        folder = Path(save_directory)
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write ``config.json`` and safetensors weights that both minibert and transformers load.
+
+        The files are written under temporary names and renamed into place together once all are
+        complete: a save that fails or is interrupted leaves the checkpoint already in the folder
+        loadable, byte for byte as it was. A symlink in the folder is replaced, never written through.
+        """
         config = self.config.replace(
             architectures=[type(self).__name__],
             extra={**self.config.extra, "dtype": str(self.dtype).removeprefix("torch.")},
         )
-        (folder / CONFIG_FILE).write_text(
-            json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
+        text = json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
         # Tied aliases are left out, as transformers does: they are re-tied on loading.
         tied = self.tied_weights()
         state = {k: v for k, v in self.state_dict().items() if k not in tied}
-        return [folder / CONFIG_FILE, *save_safetensors(state, folder, max_shard_size)]
+        return save_safetensors(state, Path(save_directory), max_shard_size, texts={CONFIG_FILE: text})
 
     # -- initialisation and tying ---------------------------------------------------
 
@@ -387,9 +418,11 @@ class PreTrainedModel(nn.Module):
         decoder_name = self._decoder_name()
         if decoder_name is not None:
             bias_name = self._decoder_bias_name(decoder_name)
-            bias = self.get_parameter(bias_name)
-            kept = min(rows, bias.shape[0])
-            _set_tensor(self, bias_name, torch.cat([bias[:kept], bias.new_zeros(rows - kept)]))  # (rows,)
+            owner, _, attribute = bias_name.rpartition(".")
+            bias = getattr(self.get_submodule(owner), attribute)
+            if bias is not None:  # None: a decoder without bias (ModernBERT's decoder_bias=False)
+                kept = min(rows, bias.shape[0])
+                _set_tensor(self, bias_name, torch.cat([bias[:kept], bias.new_zeros(rows - kept)]))  # (rows,)
             if not config.tie_word_embeddings:
                 self.set_submodule(decoder_name, self._resized_module(self.get_submodule(decoder_name), rows))
             self.get_submodule(decoder_name).out_features = rows
@@ -492,6 +525,26 @@ class PreTrainedModel(nn.Module):
 # -- the phases of from_pretrained ---------------------------------------------------------
 
 
+def check_fits(model: PreTrainedModel, dtype: torch.dtype, device: torch.device) -> None:
+    """Refuse to allocate a model larger than the memory it may take: its exact size, in the dtype it loads in.
+
+    The limit is ``MINIBERT_MAX_MODEL_SIZE`` if set, else the memory available now (on a GPU, its free memory).
+    """
+    tied = model.tied_weights()
+    tensors = [t for name, t in [*model.named_parameters(), *model.named_buffers()] if name not in tied]
+    needed = sum(t.numel() * (dtype.itemsize if t.is_floating_point() else t.element_size()) for t in tensors)
+    on_gpu = device.type == "cuda" and not os.environ.get(MEMORY_LIMIT_VARIABLE)
+    limit = torch.cuda.mem_get_info(device)[0] if on_gpu else memory_limit()
+    if needed > limit:
+        count = sum(t.numel() for t in tensors)
+        source = f"free on {device}" if on_gpu else memory_limit_source()
+        raise ConfigError(
+            f"{type(model).__name__}: {needed / 1e9:,.1f} GB in {str(dtype).removeprefix('torch.')} ({count:,} "
+            f"values), more than the {limit / 1e9:,.1f} GB limit ({source}); load it in a smaller dtype "
+            f"(dtype=torch.bfloat16), or set {MEMORY_LIMIT_VARIABLE} (e.g. 64GB) to allow more"
+        )
+
+
 def allocate(model: PreTrainedModel, dtype: torch.dtype, device: torch.device) -> None:
     """Give the meta-device model fresh storage: untouched, so it costs no memory yet."""
     tied = model.tied_weights()
@@ -503,7 +556,20 @@ def allocate(model: PreTrainedModel, dtype: torch.dtype, device: torch.device) -
 
 
 def initialise_missing(model: PreTrainedModel, report: LoadReport) -> None:
-    """Run ``_init_weights`` on the modules whose tensors the checkpoint lacks, and on those with buffers."""
+    """Run ``_init_weights`` on the modules whose tensors the checkpoint lacks, and on those with buffers.
+
+    The tensors initialised are logged as a warning, as transformers logs them: they hold random values.
+    """
+    initialised = [r.model_key for r in report.records if r.status in ("missing", "mismatched")]
+    if initialised:
+        logger.warning(
+            "%s: %d tensor(s) of %s are not in the checkpoint (or do not fit it) and were initialised at random: "
+            "%s; train the model before using its outputs",
+            report.source,
+            len(initialised),
+            type(model).__name__,
+            ", ".join(initialised),
+        )
     owners = {r.model_key.rpartition(".")[0] for r in report.records if r.status in ("missing", "mismatched")}
     owners |= {name.rpartition(".")[0] for name, _ in model.named_buffers()}
     for owner in sorted(owners):
@@ -513,13 +579,23 @@ def initialise_missing(model: PreTrainedModel, report: LoadReport) -> None:
 def read_checkpoint(
     model: PreTrainedModel, checkpoint: Checkpoint, report: LoadReport, dtype: torch.dtype, device: torch.device
 ) -> dict[str, Tensor]:
-    """Read each loaded tensor from the checkpoint into the model, as its own storage; returns a probe of each."""
+    """Read each loaded tensor from the checkpoint into the model, as its own storage; returns a probe of each.
+
+    A tensor holding NaN or Inf is loaded as the file holds it, marked in the report, and warned about.
+    """
     probes = {}
     for record in report.records:
-        if record.status in ("loaded", "renamed"):
-            tensor = checkpoint.get(record.checkpoint_key).to(device=device, dtype=dtype).contiguous()
+        if record.status in READ_STATUSES:
+            tensor = read_tensor(checkpoint, record).to(device=device, dtype=dtype).contiguous()
             probes[record.model_key] = probe(tensor)
+            record.finite = all_finite(tensor)
             _set_tensor(model, record.model_key, tensor)
+    if report.nonfinite:
+        warnings.warn(
+            f"{report.source}: NaN or Inf values in {', '.join(report.nonfinite)} (as the checkpoint holds them): "
+            "outputs that depend on them will be NaN or Inf",
+            stacklevel=3,
+        )
     model.tie_weights()
     for module in model.modules():  # nothing is left to initialise: init_weights() keeps it all
         module._initialised = True
@@ -535,7 +611,7 @@ def verify(model: PreTrainedModel, checkpoint: Checkpoint, report: LoadReport, p
             continue
         # A tied alias saved with values of its own would be silently replaced by the shared tensor.
         kept, saved = model.get_parameter(tied[record.model_key]), checkpoint.get(record.checkpoint_key)
-        if saved.shape != kept.shape or not torch.equal(saved.to(kept.dtype), kept):
+        if not same_bits(saved.to(kept.dtype), kept.detach()):
             warnings.warn(
                 f"{checkpoint.file_of(record.checkpoint_key)}: {record.checkpoint_key} differs from "
                 f"{tied[record.model_key]}, but the config ties them (tie_word_embeddings): its values are not used",
@@ -543,16 +619,16 @@ def verify(model: PreTrainedModel, checkpoint: Checkpoint, report: LoadReport, p
             )
 
 
-def _resolve_dtype(dtype: DTypeLike, config: EncoderConfig, checkpoint: Checkpoint) -> torch.dtype:
+def _resolve_dtype(dtype: DTypeLike, config: EncoderConfig, report: LoadReport) -> torch.dtype:
     """The dtype to load in: explicit, the checkpoint's own for "auto", else torch's default."""
     if dtype is None:
         return torch.get_default_dtype()
-    if dtype == "auto":
-        named = config.extra.get("dtype") or config.extra.get("torch_dtype")
-        if isinstance(named, str) and isinstance(getattr(torch, named, None), torch.dtype):
-            return getattr(torch, named)
-        floating = (checkpoint.dtype(k) for k in checkpoint.keys() if checkpoint.dtype(k).is_floating_point)
-        return next(floating, torch.get_default_dtype())
+    if dtype == "auto":  # a floating dtype a model can compute in: not float8
+        named = [config.extra.get("dtype"), config.extra.get("torch_dtype")]
+        named += [r.dtype for r in report.records if r.status in READ_STATUSES]
+        dtypes = [getattr(torch, name, None) if isinstance(name, str) else None for name in named]
+        usable = (d for d in dtypes if isinstance(d, torch.dtype) and d.is_floating_point and d not in FLOAT8_DTYPES)
+        return next(usable, torch.get_default_dtype())
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype, None)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:

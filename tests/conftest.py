@@ -158,7 +158,141 @@ CAMEMBERT_CONFIGS = {
         tie_word_embeddings=False,
     ),
 }
-CONFIGS = {**BERT_CONFIGS, **ROBERTA_CONFIGS, **ALBERT_CONFIGS, **XLM_ROBERTA_CONFIGS, **CAMEMBERT_CONFIGS}
+# DistilBERT, under its own field names: head sizes 9, 7 and 8 (odd widths too), learned positions
+# (-a) and sinusoidal ones (-b, -c), an untied vocabulary projector (-b); no token types.
+DISTILBERT_CONFIGS = {
+    "distilbert-a": dict(
+        vocab_size=99,
+        dim=36,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=37,
+        max_position_embeddings=64,
+        pad_token_id=0,
+    ),
+    "distilbert-b": dict(
+        vocab_size=80,
+        dim=21,
+        n_layers=3,
+        n_heads=3,
+        hidden_dim=30,
+        activation="relu",
+        max_position_embeddings=40,
+        pad_token_id=4,
+        sinusoidal_pos_embds=True,
+        tie_word_embeddings=False,
+        num_labels=3,
+    ),
+    "distilbert-c": dict(
+        vocab_size=61,
+        dim=16,
+        n_layers=1,
+        n_heads=2,
+        hidden_dim=22,
+        activation="gelu_new",
+        max_position_embeddings=32,
+        pad_token_id=3,
+        sinusoidal_pos_embds=True,
+        num_labels=4,
+    ),
+}
+# ELECTRA: embeddings projected up to the hidden size (-a, -c) or not (-b), every summary the
+# multiple-choice head can take (first, last with tanh, mean without projection), an untied generator (-c).
+ELECTRA_CONFIGS = {
+    "electra-a": dict(
+        vocab_size=99,
+        embedding_size=16,
+        hidden_size=36,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=40,
+        type_vocab_size=2,
+        pad_token_id=0,
+    ),
+    "electra-b": dict(
+        vocab_size=83,
+        embedding_size=24,
+        hidden_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=3,
+        intermediate_size=30,
+        hidden_act="gelu_new",
+        max_position_embeddings=30,
+        type_vocab_size=3,
+        pad_token_id=5,
+        layer_norm_eps=1e-5,
+        num_labels=3,
+        summary_type="last",
+        summary_activation="tanh",
+    ),
+    "electra-c": dict(
+        vocab_size=61,
+        embedding_size=10,
+        hidden_size=14,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=22,
+        hidden_act="relu",
+        max_position_embeddings=32,
+        type_vocab_size=1,
+        pad_token_id=3,
+        tie_word_embeddings=False,
+        num_labels=4,
+        summary_type="mean",
+        summary_use_proj=False,
+    ),
+}
+# MPNet: bucket tables larger than the 32 buckets looked up (-b, -c), pad ids other than 1 (the
+# embeddings pad with 1 regardless), room for sequences past max_distance (-a); no token types.
+MPNET_CONFIGS = {
+    "mpnet-a": dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=160,
+        relative_attention_num_buckets=32,
+        pad_token_id=1,
+    ),
+    "mpnet-b": dict(
+        vocab_size=80,
+        hidden_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=3,
+        intermediate_size=30,
+        hidden_act="gelu_new",
+        max_position_embeddings=40,
+        relative_attention_num_buckets=40,
+        pad_token_id=3,
+        layer_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        num_labels=3,
+    ),
+    "mpnet-c": dict(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=24,
+        hidden_act="relu",
+        max_position_embeddings=30,
+        relative_attention_num_buckets=33,
+        pad_token_id=0,
+        num_labels=4,
+    ),
+}
+CONFIGS = {
+    **BERT_CONFIGS,
+    **ROBERTA_CONFIGS,
+    **ALBERT_CONFIGS,
+    **XLM_ROBERTA_CONFIGS,
+    **CAMEMBERT_CONFIGS,
+    **DISTILBERT_CONFIGS,
+    **ELECTRA_CONFIGS,
+    **MPNET_CONFIGS,
+}
 
 BERT_CLASSES = [
     "BertModel",
@@ -189,7 +323,34 @@ ALBERT_CLASSES = [
 ]
 XLM_ROBERTA_CLASSES = [name.replace("Roberta", "XLMRoberta") for name in ROBERTA_CLASSES]
 CAMEMBERT_CLASSES = [name.replace("Roberta", "Camembert") for name in ROBERTA_CLASSES]
-CLASSES = BERT_CLASSES + ROBERTA_CLASSES + ALBERT_CLASSES + XLM_ROBERTA_CLASSES + CAMEMBERT_CLASSES
+DISTILBERT_CLASSES = [
+    "DistilBertModel",
+    "DistilBertForMaskedLM",
+    "DistilBertForSequenceClassification",
+    "DistilBertForTokenClassification",
+    "DistilBertForQuestionAnswering",
+    "DistilBertForMultipleChoice",
+]
+ELECTRA_CLASSES = [
+    "ElectraModel",
+    "ElectraForPreTraining",
+    "ElectraForMaskedLM",
+    "ElectraForSequenceClassification",
+    "ElectraForTokenClassification",
+    "ElectraForQuestionAnswering",
+    "ElectraForMultipleChoice",
+]
+MPNET_CLASSES = [name.replace("DistilBert", "MPNet") for name in DISTILBERT_CLASSES]
+CLASSES = (
+    BERT_CLASSES
+    + ROBERTA_CLASSES
+    + ALBERT_CLASSES
+    + XLM_ROBERTA_CLASSES
+    + CAMEMBERT_CLASSES
+    + DISTILBERT_CLASSES
+    + ELECTRA_CLASSES
+    + MPNET_CLASSES
+)
 # family -> (configs, class-name prefix, transformers config class)
 FAMILIES = {
     "bert": (BERT_CONFIGS, "Bert", transformers.BertConfig),
@@ -197,6 +358,9 @@ FAMILIES = {
     "albert": (ALBERT_CONFIGS, "Albert", transformers.AlbertConfig),
     "xlm-roberta": (XLM_ROBERTA_CONFIGS, "XLMRoberta", transformers.XLMRobertaConfig),
     "camembert": (CAMEMBERT_CONFIGS, "Camembert", transformers.CamembertConfig),
+    "distilbert": (DISTILBERT_CONFIGS, "DistilBert", transformers.DistilBertConfig),
+    "electra": (ELECTRA_CONFIGS, "Electra", transformers.ElectraConfig),
+    "mpnet": (MPNET_CONFIGS, "MPNet", transformers.MPNetConfig),
 }
 
 
@@ -229,39 +393,88 @@ def hf_model(class_name: str, config_name: str, seed: int = 0, attn: str = "sdpa
     config = hf_config(config_name)
     if class_name.endswith(("QuestionAnswering", "AlbertForPreTraining")):
         config.num_labels = 2  # a start and an end score per token; in order or swapped
-    config._attn_implementation = attn
-    model = getattr(transformers, class_name)(config)
+    model_class = getattr(transformers, class_name)
+    config._attn_implementation = attn if model_class._supports_sdpa else "eager"  # MPNet has no other
+    model = model_class(config)
     with torch.no_grad():  # transformers inits biases to 0 and LayerNorms to 1/0: randomise so they count
         for name, param in model.named_parameters():
             if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name:
                 param.add_(torch.randn_like(param) * 0.1)
+            if "relative_attention_bias" in name:  # MPNet's: init std 0.02 would hide a wrong bucket
+                param.normal_(0.0, 1.0)
     return model.eval()
 
 
 def make_inputs(
     config_name: str, batch: int = 3, length: int = 11, seed: int = 1, choices: int | None = None
 ) -> dict[str, torch.Tensor]:
-    """Ids with right padding of different lengths per row, and token types where the config has them."""
+    """Ids with right padding of different lengths per row, and token types where the family has them.
+
+    Where the config pads with an id other than 1, id 1 is a real token (at position 3): MPNet's
+    positions skip id 1 whatever pad_token_id says, as transformers' do. DistilBERT and MPNet have
+    no token types (their configs no type_vocab_size): their batches hold none.
+    """
     values = CONFIGS[config_name]
     pad = values["pad_token_id"]
     generator = torch.Generator().manual_seed(seed)
     shape = (batch, length) if choices is None else (batch, choices, length)
     input_ids = torch.randint(0, values["vocab_size"], shape, generator=generator)
     input_ids[input_ids == pad] = pad + 1
+    if pad != 1:
+        input_ids[..., 3] = 1
     lengths = torch.randint(2, length + 1, shape[:-1], generator=generator)
     lengths.view(-1)[0] = length  # one row without padding
     attention_mask = (torch.arange(length) < lengths.unsqueeze(-1)).long()
     input_ids[attention_mask == 0] = pad
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if "type_vocab_size" not in values:
+        return inputs
     token_type_ids = torch.zeros_like(input_ids)
     if values["type_vocab_size"] > 1:
         token_type_ids = torch.randint(0, values["type_vocab_size"], shape, generator=generator)
         token_type_ids[attention_mask == 0] = 0
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+    return {**inputs, "token_type_ids": token_type_ids}
 
 
 def inputs_for(class_name: str, config_name: str, **kwargs) -> dict[str, torch.Tensor]:
     choices = 2 if class_name.endswith("MultipleChoice") else None
     return make_inputs(config_name, choices=choices, **kwargs)
+
+
+def labels_for(class_name: str, config_name: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Labels for the head's loss, for any batch size, as real batches hold them: none on padding tokens.
+
+    ELECTRA's discriminator labels every position, padding too: its loss must skip padding by the mask.
+    Span positions include out-of-range ones, which transformers clamps and ignores.
+    """
+    generator = torch.Generator().manual_seed(3)
+    config = hf_config(config_name)
+    mask = inputs["attention_mask"]
+    batch, length = mask.shape[0], mask.shape[-1]
+    task, family = task_of(class_name), family_of(class_name)
+    if task == "ForPreTraining" and family == "electra":
+        return {"labels": torch.randint(0, 2, (batch, length), generator=generator)}  # 1 = replaced
+    if task in ("ForMaskedLM", "ForPreTraining"):
+        labels = torch.randint(0, config.vocab_size, (batch, length), generator=generator)
+        labels[(torch.rand(batch, length, generator=generator) < 0.6) | (mask == 0)] = -100  # not masked: ignored
+        if task == "ForMaskedLM":
+            return {"labels": labels}
+        order = "sentence_order_label" if family == "albert" else "next_sentence_label"
+        return {"labels": labels, order: torch.randint(0, 2, (batch,), generator=generator)}
+    if task == "ForNextSentencePrediction":
+        return {"labels": torch.randint(0, 2, (batch,), generator=generator)}
+    if task == "ForSequenceClassification":
+        return {"labels": torch.randint(0, config.num_labels, (batch,), generator=generator)}
+    if task == "ForTokenClassification":
+        labels = torch.randint(0, config.num_labels, (batch, length), generator=generator)
+        return {"labels": labels.masked_fill(mask == 0, -100)}
+    if task == "ForQuestionAnswering":
+        start, end = torch.randint(0, length, (2, batch), generator=generator)
+        start[-1], end[0] = length + 5, length + 3  # out of range: clamped and ignored
+        return {"start_positions": start, "end_positions": end}
+    if task == "ForMultipleChoice":
+        return {"labels": torch.randint(0, mask.shape[1], (batch,), generator=generator)}
+    raise AssertionError(class_name)
 
 
 def assert_outputs_close(ours, theirs, atol: float = 1e-5) -> None:
@@ -318,14 +531,15 @@ def save_bin(
     return folder
 
 
-def legacy_state(state: dict[str, torch.Tensor], max_positions: int) -> dict[str, torch.Tensor]:
-    """TF-era names: LayerNorm.gamma/beta, plus the position_ids buffer old versions saved."""
+def legacy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A transformers model's state under TF-era names (LayerNorm.gamma/beta), with the position_ids
+    buffer old versions saved, under the head model's prefix (``bert.``, ``distilbert.``, ...)."""
     renamed = {}
-    for key, value in state.items():
+    for key, value in model.state_dict().items():
         key = key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
         renamed[key] = value
-    prefix = next((p for p in ("bert.", "roberta.", "albert.") if any(k.startswith(p) for k in state)), "")
-    renamed[f"{prefix}embeddings.position_ids"] = torch.arange(max_positions).unsqueeze(0)
+    prefix = "" if model.base_model is model else f"{model.base_model_prefix}."
+    renamed[f"{prefix}embeddings.position_ids"] = torch.arange(model.config.max_position_embeddings).unsqueeze(0)
     return renamed
 
 
@@ -342,7 +556,7 @@ def checkpoint_dir(tmp_path_factory):
         if key not in made:
             folder = tmp_path_factory.mktemp(f"{class_name}-{config_name}-{layout}")
             model = hf_model(class_name, config_name)
-            state = {k: v for k, v in model.state_dict().items()}
+            state = model.state_dict()
             if layout == "safetensors":
                 model.save_pretrained(folder)
             elif layout == "sharded-safetensors":
@@ -353,13 +567,22 @@ def checkpoint_dir(tmp_path_factory):
             elif layout == "sharded-bin":
                 save_bin(state, folder, model.config, shards=3)
             elif layout == "legacy-bin":
-                save_bin(legacy_state(state, model.config.max_position_embeddings), folder, model.config)
+                save_bin(legacy_state(model), folder, model.config)
             else:
                 raise ValueError(layout)
             made[key] = folder
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread; on a busy machine, several threads wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,14 @@ def test_from_pretrained_takes_transformers_keyword_for_the_path(checkpoint_dir,
     assert config == minibert.BertConfig.from_pretrained(pretrained_model_name_or_path=folder)
 
 
+def test_trust_remote_code_is_accepted_and_runs_nothing(checkpoint_dir, reference):
+    folder = checkpoint_dir("BertModel", "bert-a")
+    ours = minibert.AutoModel.from_pretrained(folder, trust_remote_code=True)
+    inputs = make_inputs("bert-a")
+    with torch.no_grad():
+        assert_outputs_close(ours(**inputs), reference("BertModel", "bert-a")(**inputs))
+
+
 def test_torch_dtype_is_the_older_name_of_dtype(checkpoint_dir):
     folder = checkpoint_dir("BertModel", "bert-a")
     theirs = transformers.BertModel.from_pretrained(folder, torch_dtype=torch.bfloat16)

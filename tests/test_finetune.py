@@ -7,6 +7,7 @@ pruned shapes in memory).
 """
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -14,13 +15,14 @@ import torch
 import transformers
 from conftest import (
     CLASSES,
-    CONFIGS,
     assert_outputs_close,
     base_class_of,
     config_names_for,
     family_of,
+    hf_config,
     hf_model,
     inputs_for,
+    labels_for,
     make_inputs,
     ours_class,
     task_of,
@@ -31,26 +33,23 @@ from torch import nn
 import minibert
 from minibert.albert import AlbertLayer
 from minibert.bert import Layer
+from minibert.distilbert import TransformerBlock
 
-HEADS = [c for c in CLASSES if not c.endswith("Model")]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+HEADS = [c for c in CLASSES if task_of(c) != "Model"]
 HEAD_CASES = [(c, n) for c in HEADS for n in config_names_for(c)]
-MLM = ["BertForMaskedLM", "RobertaForMaskedLM", "AlbertForMaskedLM"]
+# One per masked-LM head of its own (XLM-R's and CamemBERT's are RoBERTa's).
+MLM = ["BertForMaskedLM", "RobertaForMaskedLM", "AlbertForMaskedLM", "DistilBertForMaskedLM", "ElectraForMaskedLM",
+       "MPNetForMaskedLM"]  # fmt: skip
 SEQUENCE = ["BertForSequenceClassification", "RobertaForSequenceClassification", "AlbertForSequenceClassification"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; on a busy machine, several threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def without_dropout(class_name: str) -> dict[str, float]:
-    """Config overrides that turn every dropout off (ALBERT's heads read classifier_dropout_prob)."""
-    albert = {"classifier_dropout_prob": 0.0} if family_of(class_name) == "albert" else {}
-    return {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "classifier_dropout": 0.0, **albert}
+    """Config overrides that turn every dropout off: each dropout field of the family's config, under its
+    own name (ALBERT's classifier_dropout_prob, DistilBERT's dropout and qa_dropout, ELECTRA's summary's...)."""
+    fields = dataclasses.fields(ours_class(class_name).config_class)
+    return {field.name: 0.0 for field in fields if field.init and "dropout" in field.name}
 
 
 def theirs_for_training(class_name: str, config_name: str) -> nn.Module:
@@ -60,33 +59,6 @@ def theirs_for_training(class_name: str, config_name: str) -> nn.Module:
         if isinstance(module, nn.Dropout):
             module.p = 0.0  # transformers' attention reads its dropout module's p too
     return model
-
-
-def labels_for(class_name: str, vocab_size: int, num_labels: int, inputs: dict) -> dict[str, torch.Tensor]:
-    """Labels for each head's loss; masked-LM labels ignore most tokens (-100), as real batches do."""
-    generator = torch.Generator().manual_seed(5)
-    ids = inputs["input_ids"]
-    batch, length = ids.shape[0], ids.shape[-1]
-    task = task_of(class_name)
-    if task in ("ForMaskedLM", "ForPreTraining"):
-        labels = torch.randint(0, vocab_size, (batch, length), generator=generator)
-        labels[torch.rand(batch, length, generator=generator) < 0.7] = -100
-        if task == "ForMaskedLM":
-            return {"labels": labels}
-        order = "sentence_order_label" if class_name.startswith("Albert") else "next_sentence_label"
-        return {"labels": labels, order: torch.tensor([1, 0, 1])}
-    if task == "ForNextSentencePrediction":
-        return {"labels": torch.tensor([0, 1, 1])}
-    if task == "ForSequenceClassification":
-        return {"labels": torch.randint(0, num_labels, (batch,), generator=generator)}
-    if task == "ForTokenClassification":
-        labels = torch.randint(0, num_labels, (batch, length), generator=generator)
-        return {"labels": labels.masked_fill(inputs["attention_mask"] == 0, -100)}
-    if task == "ForQuestionAnswering":
-        return {"start_positions": torch.tensor([0, 4, length + 3]), "end_positions": torch.tensor([2, 6, 1])}
-    if task == "ForMultipleChoice":
-        return {"labels": torch.tensor([1, 0, 1])}
-    raise AssertionError(class_name)
 
 
 def gradients(model: nn.Module) -> dict[str, torch.Tensor | None]:
@@ -109,7 +81,7 @@ def assert_training_step_matches_transformers(class_name: str, config_name: str,
     """Loss and every gradient of one training step equal transformers' on the same batch."""
     theirs = theirs_for_training(class_name, config_name)
     inputs = inputs_for(class_name, config_name)
-    labels = labels_for(class_name, ours.config.vocab_size, ours.config.num_labels, inputs)
+    labels = labels_for(class_name, config_name, inputs)
     mine, expected = ours(**inputs, **labels).loss, theirs(**inputs, **labels).loss
     torch.testing.assert_close(mine, expected, atol=1e-5, rtol=0)
     mine.backward()
@@ -127,29 +99,52 @@ def test_training_loss_and_gradients_match_transformers(class_name, config_name,
     assert_training_step_matches_transformers(class_name, config_name, ours)
 
 
+@pytest.mark.parametrize(
+    ("class_name", "config_name"),
+    [("DistilBertForMaskedLM", "distilbert-b"), ("ElectraForPreTraining", "electra-a"),
+     ("MPNetForTokenClassification", "mpnet-a")],
+)  # fmt: skip
+def test_unpadded_training_matches_transformers(class_name, config_name, checkpoint_dir):
+    """Gradients flow through the gather and scatter of the unpadded path: transformers' loss and gradients."""
+    folder = checkpoint_dir(class_name, config_name)
+    ours = ours_class(class_name).from_pretrained(folder, **without_dropout(class_name)).train()
+    ours.set_unpadding(True)
+    assert_training_step_matches_transformers(class_name, config_name, ours)
+
+
 def layer_calls(model: nn.Module) -> list[str]:
     """A list that grows by one entry each time one of the model's transformer layers starts to run."""
     calls = []
     for module in model.modules():
-        if isinstance(module, Layer | AlbertLayer):
+        if isinstance(module, Layer | AlbertLayer | TransformerBlock):
             # A pre-hook: recomputation stops once it has what backward needs, before the layer returns.
             module.register_forward_pre_hook(lambda *_: calls.append("run"))
     return calls
 
 
+@pytest.mark.parametrize("use_reentrant", [False, True])
 @pytest.mark.parametrize(
-    ("class_name", "config_name", "runs"),
-    [("BertForMaskedLM", "bert-a", 2), ("RobertaForSequenceClassification", "roberta-b", 2),
-     ("AlbertForPreTraining", "albert-b", 8), ("AlbertForQuestionAnswering", "albert-c", 5)],
+    ("class_name", "config_name", "runs", "unpad"),
+    [("BertForMaskedLM", "bert-a", 2, False), ("RobertaForSequenceClassification", "roberta-b", 2, False),
+     ("AlbertForPreTraining", "albert-b", 8, False), ("AlbertForQuestionAnswering", "albert-c", 5, False),
+     ("DistilBertForSequenceClassification", "distilbert-b", 3, False),
+     ("DistilBertForQuestionAnswering", "distilbert-c", 1, False),
+     ("DistilBertForMultipleChoice", "distilbert-a", 2, True),
+     ("ElectraForPreTraining", "electra-a", 2, False), ("ElectraForMaskedLM", "electra-c", 1, False),
+     ("ElectraForMultipleChoice", "electra-b", 3, False),
+     # transformers' MPNet cannot checkpoint; its position bias, computed outside the layers, must
+     # still get every layer's gradient (reentrant checkpointing too).
+     ("MPNetForSequenceClassification", "mpnet-b", 3, False)],
 )  # fmt: skip
 def test_gradient_checkpointing_recomputes_layers_with_the_same_gradients(
-    class_name, config_name, runs, checkpoint_dir
+    class_name, config_name, runs, unpad, use_reentrant, checkpoint_dir
 ):
     ours = ours_class(class_name).from_pretrained(
         checkpoint_dir(class_name, config_name), **without_dropout(class_name)
     )
+    ours.set_unpadding(unpad)
     calls = layer_calls(ours)
-    ours.gradient_checkpointing_enable()
+    ours.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
     assert ours.is_gradient_checkpointing
     assert_training_step_matches_transformers(class_name, config_name, ours.train())
     assert len(calls) == 2 * runs  # every layer run once forward, once again in backward
@@ -197,10 +192,11 @@ def test_train_mode_turns_dropout_on(class_name, checkpoint_dir):
 # -- resizing the vocabulary ---------------------------------------------------------------
 
 
-def head_bias(model: minibert.PreTrainedModel) -> nn.Parameter:
-    """The MLM head's own bias (``cls.predictions.bias``), which a tied decoder shares."""
+def head_bias(model: minibert.PreTrainedModel) -> nn.Parameter | None:
+    """The MLM head's own bias (``cls.predictions.bias``), which a tied decoder shares; None where the
+    decoder is the head's last module, with the only bias (DistilBERT's, ELECTRA's)."""
     decoder = next(n for n, m in model.named_modules() if m is model.get_output_embeddings())
-    return model.get_parameter(f"{decoder.removesuffix('.decoder')}.bias")
+    return model.get_parameter(f"{decoder.removesuffix('.decoder')}.bias") if decoder.endswith(".decoder") else None
 
 
 @pytest.mark.parametrize(("grow", "multiple"), [(13, None), (1, 8), (-20, None)])
@@ -215,14 +211,15 @@ def test_resized_vocabulary_matches_transformers_and_round_trips(
     returned = ours.resize_token_embeddings(old + grow, pad_to_multiple_of=multiple)
     theirs.resize_token_embeddings(old + grow, pad_to_multiple_of=multiple, mean_resizing=False)
     size, kept = theirs.config.vocab_size, min(old, theirs.config.vocab_size)
-    assert returned is ours.get_input_embeddings() and returned.padding_idx == ours.config.pad_token_id
+    assert returned is ours.get_input_embeddings() and returned.padding_idx == theirs.get_input_embeddings().padding_idx
     assert returned.num_embeddings == ours.config.vocab_size == ours.base_model.config.vocab_size == size
     decoder = ours.get_output_embeddings()
     assert decoder.weight.shape == (size, returned.embedding_dim) and decoder.out_features == size
-    assert head_bias(ours).shape == (size,)
-    if ours.config.tie_word_embeddings:
-        assert decoder.weight is returned.weight and decoder.bias is head_bias(ours)
+    assert (decoder.weight is returned.weight) == ours.config.tie_word_embeddings
+    if head_bias(ours) is not None:
+        assert head_bias(ours).shape == (size,) and (decoder.bias is head_bias(ours)) == ours.config.tie_word_embeddings
     torch.testing.assert_close(returned.weight[:kept], theirs.get_input_embeddings().weight[:kept], atol=0, rtol=0)
+    torch.testing.assert_close(decoder.weight[:kept], theirs.get_output_embeddings().weight[:kept], atol=0, rtol=0)
     torch.testing.assert_close(decoder.bias, theirs.get_output_embeddings().bias, atol=0, rtol=0)  # zeros added
     for weight in {returned.weight, decoder.weight}:  # new rows: normal(0, initializer_range)
         added = weight[kept:]
@@ -274,7 +271,10 @@ def test_embedding_accessors_return_the_modules_transformers_returns(class_name,
 @pytest.mark.parametrize(
     ("class_name", "config_name"),
     [("BertForMaskedLM", "bert-a"), ("BertForMaskedLM", "bert-c"), ("RobertaForMaskedLM", "roberta-a"),
-     ("AlbertForMaskedLM", "albert-a"), ("AlbertForMaskedLM", "albert-c")],  # -c: untied decoders
+     ("AlbertForMaskedLM", "albert-a"), ("AlbertForMaskedLM", "albert-c"),  # -c: untied decoders
+     ("DistilBertForMaskedLM", "distilbert-a"), ("DistilBertForMaskedLM", "distilbert-b"),  # -b: untied
+     ("ElectraForMaskedLM", "electra-a"), ("ElectraForMaskedLM", "electra-c"),  # -c: untied
+     ("MPNetForMaskedLM", "mpnet-a"), ("MPNetForMaskedLM", "mpnet-b")],  # -b: untied
 )  # fmt: skip
 def test_set_embeddings_replaces_the_modules_as_in_transformers(class_name, config_name, checkpoint_dir, tmp_path):
     ours = ours_class(class_name).from_pretrained(checkpoint_dir(class_name, config_name))
@@ -292,12 +292,13 @@ def test_set_embeddings_replaces_the_modules_as_in_transformers(class_name, conf
     ours.tie_weights()  # a tied config: the decoder reads the new input embeddings again, with the new bias
     tied = ours.config.tie_word_embeddings
     assert (ours.get_output_embeddings().weight is ours.get_input_embeddings().weight) == tied
-    assert (ours.get_output_embeddings().bias is head_bias(ours)) == tied
+    if head_bias(ours) is not None:
+        assert (ours.get_output_embeddings().bias is head_bias(ours)) == tied
     torch.testing.assert_close(ours.get_output_embeddings().bias, decoder.bias, atol=0, rtol=0)
     ours.save_pretrained(tmp_path)
     reloaded = getattr(transformers, class_name).from_pretrained(tmp_path).eval()
-    with torch.no_grad():
-        assert_outputs_close(reloaded(**inputs), ours(**inputs), atol=1e-6)
+    with torch.no_grad():  # transformers' MPNet runs eager attention, minibert sdpa: rounded differently
+        assert_outputs_close(reloaded(**inputs), ours(**inputs), atol=1e-6 if reloaded._supports_sdpa else 1e-5)
 
 
 # -- pruning attention heads ---------------------------------------------------------------
@@ -308,6 +309,15 @@ PRUNE_CASES = [
     ("RobertaForMaskedLM", "roberta-a", {1: [0, 1]}, {1: [2]}),
     ("AlbertModel", "albert-b", {3: [1]}, {1: [0]}),  # layers 3, 1 = (group 1, inner 1), (group 0, inner 1)
     ("AlbertForSequenceClassification", "albert-a", {0: [2]}, {0: [1, 2]}),
+    ("DistilBertModel", "distilbert-a", {0: [1, 3], 1: [2]}, {0: [0, 3]}),
+    ("DistilBertForSequenceClassification", "distilbert-b", {2: [0, 2]}, {"1": [1]}),
+    ("DistilBertForMultipleChoice", "distilbert-c", {0: [1]}, {-1: [1]}),  # negative layers count from the end
+    ("ElectraModel", "electra-a", {0: [1, 3], 1: [2]}, {0: [0, 3]}),
+    ("ElectraForPreTraining", "electra-b", {2: [0, 2]}, {"1": [1]}),
+    ("ElectraForMultipleChoice", "electra-c", {0: [1]}, {-1: [1]}),
+    ("MPNetModel", "mpnet-a", {0: [1, 3], 1: [2]}, {0: [0, 3]}),  # the kept heads read their rows of the bias
+    ("MPNetForSequenceClassification", "mpnet-b", {2: [0, 2]}, {"1": [1]}),
+    ("MPNetForMaskedLM", "mpnet-a", {1: [0, 1, 2]}, {1: [3]}),  # every head of a layer
 ]
 
 
@@ -318,21 +328,29 @@ def pruned(class_name: str, first: dict, second: dict, folder) -> tuple[minibert
     ours.prune_heads(second)  # accumulates; heads already gone are skipped
     union: dict[int, set[int]] = {}
     for layer, heads in [*first.items(), *second.items()]:
-        union.setdefault(int(layer), set()).update(heads)
+        union.setdefault(int(layer) % ours.config.attention_layers, set()).update(heads)
     return ours, {layer: sorted(heads) for layer, heads in sorted(union.items())}
 
 
-def attention_modules(class_name: str, config_name: str, layer: int) -> tuple[str, str, int]:
-    """The query and output projection of ``layer`` (numbered as transformers 4.x did), and the head size."""
-    config = CONFIGS[config_name]
-    prefix = "" if class_name.endswith("Model") else f"{family_of(class_name)}."
-    head_size = config["hidden_size"] // config["num_attention_heads"]
-    if family_of(class_name) == "albert":
-        group, inner = divmod(layer, config["inner_group_num"])
+def attention_modules(class_name: str, config_name: str, layer: int) -> tuple[list[str], str, int]:
+    """The query, key and value projections and the output projection of ``layer`` (numbered as
+    transformers 4.x did), and the head size."""
+    config = hf_config(config_name)  # hidden_size and num_attention_heads name DistilBERT's dim and n_heads too
+    prefix = "" if task_of(class_name) == "Model" else f"{getattr(transformers, class_name).base_model_prefix}."
+    head_size = config.hidden_size // config.num_attention_heads
+    family = family_of(class_name)
+    if family == "albert":
+        group, inner = divmod(layer, config.inner_group_num)
         attention = f"{prefix}encoder.albert_layer_groups.{group}.albert_layers.{inner}.attention"
-        return f"{attention}.query", f"{attention}.dense", head_size
+        return [f"{attention}.{name}" for name in ("query", "key", "value")], f"{attention}.dense", head_size
+    if family == "distilbert":
+        attention = f"{prefix}transformer.layer.{layer}.attention"
+        return [f"{attention}.{name}" for name in ("q_lin", "k_lin", "v_lin")], f"{attention}.out_lin", head_size
+    if family == "mpnet":
+        attention = f"{prefix}encoder.layer.{layer}.attention.attn"
+        return [f"{attention}.{name}" for name in ("q", "k", "v")], f"{attention}.o", head_size
     attention = f"{prefix}encoder.layer.{layer}.attention"
-    return f"{attention}.self.query", f"{attention}.output.dense", head_size
+    return [f"{attention}.self.{name}" for name in ("query", "key", "value")], f"{attention}.output.dense", head_size
 
 
 @pytest.mark.parametrize(
@@ -346,15 +364,14 @@ def test_pruned_heads_contribute_nothing_as_in_transformers(class_name, config_n
     theirs = hf_model(class_name, config_name)
     with torch.no_grad():
         for layer, heads in gone.items():
-            query, projection, size = attention_modules(class_name, config_name, layer)
+            projections, output, size = attention_modules(class_name, config_name, layer)
             kept = torch.ones(ours.config.num_attention_heads, size, dtype=torch.bool)
             kept[heads] = False
             kept = kept.flatten()  # (nh * hs,): the features of the heads that stay, in their order
-            torch.testing.assert_close(ours.get_submodule(query).weight, theirs.get_submodule(query).weight[kept])
-            torch.testing.assert_close(
-                ours.get_submodule(projection).weight, theirs.get_submodule(projection).weight[:, kept]
-            )
-            theirs.get_submodule(projection).weight[:, ~kept] = 0
+            for name in projections:
+                torch.testing.assert_close(ours.get_submodule(name).weight, theirs.get_submodule(name).weight[kept])
+            torch.testing.assert_close(ours.get_submodule(output).weight, theirs.get_submodule(output).weight[:, kept])
+            theirs.get_submodule(output).weight[:, ~kept] = 0
         inputs = inputs_for(class_name, config_name)
         assert_outputs_close(ours(**inputs, output_hidden_states=True), theirs(**inputs, output_hidden_states=True))
 
@@ -370,6 +387,12 @@ def test_pruned_model_saves_and_reloads_with_its_shapes(
     again = ours_class(class_name).from_pretrained(tmp_path)
     assert again.config.pruned_heads == gone
     assert not again.load_report.missing and not again.load_report.mismatched and not again.load_report.unexpected
+    inputs = inputs_for(class_name, config_name)
+    with torch.no_grad():
+        expected = ours(**inputs, output_hidden_states=True)
+        assert_outputs_close(again(**inputs, output_hidden_states=True), expected, atol=0)
+    if family_of(class_name) == "mpnet":
+        return  # transformers' MPNet adds a position bias for every head: pruned shapes crash it
     # transformers 5 has no prune_heads and ignores pruned_heads: give its model the pruned shapes in memory.
     theirs = hf_model(class_name, config_name)
     state = ours.state_dict()
@@ -377,10 +400,7 @@ def test_pruned_model_saves_and_reloads_with_its_shapes(
         if isinstance(module, nn.Linear) and state[f"{name}.weight"].shape != module.weight.shape:
             theirs.set_submodule(name, nn.Linear(*reversed(state[f"{name}.weight"].shape)))
     theirs.load_state_dict(state)
-    inputs = inputs_for(class_name, config_name)
     with torch.no_grad():
-        expected = ours(**inputs, output_hidden_states=True)
-        assert_outputs_close(again(**inputs, output_hidden_states=True), expected, atol=0)
         assert_outputs_close(theirs.eval()(**inputs, output_hidden_states=True), expected)
 
 

@@ -16,7 +16,8 @@ through it, and each imports only the ones before it:
    transformers' call interface (``PreTrainedTokenizer``, transformers' ``TokenizersBackend``);
 9. ``families``: each model family's tokenizer, which builds its stages around the folder's vocabulary
    as transformers 5 does: ``BertTokenizer`` (also ELECTRA's), ``DistilBertTokenizer``, ``MPNetTokenizer``,
-   ``RobertaTokenizer``, ``AlbertTokenizer``, ``XLMRobertaTokenizer``, ``CamembertTokenizer``;
+   ``RobertaTokenizer``, ``AlbertTokenizer``, ``XLMRobertaTokenizer``, ``CamembertTokenizer``,
+   ``DebertaV2Tokenizer``;
 10. ``auto``: ``AutoTokenizer``, which picks one of them for a folder.
 
 Where Rust and Python define something differently, the stages follow Rust, since the aim is the ids of
@@ -33,6 +34,7 @@ from minibert.tokenization.families import (
     AlbertTokenizer,
     BertTokenizer,
     CamembertTokenizer,
+    DebertaV2Tokenizer,
     DistilBertTokenizer,
     ElectraTokenizer,
     MPNetTokenizer,
@@ -48,6 +50,7 @@ __all__ = [
     "BatchEncoding",
     "BertTokenizer",
     "CamembertTokenizer",
+    "DebertaV2Tokenizer",
     "DistilBertTokenizer",
     "ElectraTokenizer",
     "MPNetTokenizer",

@@ -9,6 +9,7 @@ from minibert.tokenization.families import (
     AlbertTokenizer,
     BertTokenizer,
     CamembertTokenizer,
+    DebertaV2Tokenizer,
     DistilBertTokenizer,
     MPNetTokenizer,
     RobertaTokenizer,
@@ -28,6 +29,7 @@ TOKENIZER_CLASSES: dict[str, type[PreTrainedTokenizer]] = {
     "AlbertTokenizer": AlbertTokenizer,
     "XLMRobertaTokenizer": XLMRobertaTokenizer,
     "CamembertTokenizer": CamembertTokenizer,
+    "DebertaV2Tokenizer": DebertaV2Tokenizer,
     "PreTrainedTokenizer": PreTrainedTokenizer,
     "TokenizersBackend": PreTrainedTokenizer,
 }
@@ -42,6 +44,7 @@ MODEL_TYPE_CLASSES: dict[str, type[PreTrainedTokenizer]] = {
     "albert": AlbertTokenizer,
     "xlm-roberta": XLMRobertaTokenizer,
     "camembert": CamembertTokenizer,
+    "deberta-v2": DebertaV2Tokenizer,
 }
 # Without a class named: the one that reads the classic files the folder has.
 CLASSIC_FILE_CLASSES: dict[str, type[PreTrainedTokenizer]] = {

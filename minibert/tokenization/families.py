@@ -11,19 +11,22 @@ file holds it:
   and ``MPNetTokenizer``;
 - BPE, from tokenizer.json or vocab.json + merges.txt: ``RobertaTokenizer``;
 - Unigram, from tokenizer.json or a SentencePiece model: ``AlbertTokenizer``, ``XLMRobertaTokenizer`` and
-  ``CamembertTokenizer``, whose vocabulary is the model's pieces rearranged as transformers' converters do.
+  ``CamembertTokenizer``, whose vocabulary is the model's pieces rearranged as transformers' converters do,
+  and ``DebertaV2Tokenizer``, over the pieces as they are, with steps of its own.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
 from minibert.errors import TokenizerError
+from minibert.tokenization.characters import WHITESPACE
 from minibert.tokenization.files import TOKENIZER_CONFIG_FILE, TokenizerFiles
 from minibert.tokenization.sentencepiece_model import CONTROL, USER_DEFINED, SentencePieceModel
-from minibert.tokenization.tokenizer import PreTrainedTokenizer
+from minibert.tokenization.tokenizer import SPECIAL_TOKEN_NAMES, PreTrainedTokenizer
 
 Spec = dict[str, Any]  # a tokenizer.json, or one of its entries
 
@@ -341,3 +344,67 @@ class CamembertTokenizer(SentencePieceTokenizer):
         """
         first = [["<s>NOTUSED", 0.0], [special["pad_token"], 0.0], ["</s>NOTUSED", 0.0], [special["unk_token"], 0.0]]
         return [*first, ["<unk>NOTUSED", -100.0], *pieces[1:], [special["mask_token"], 0.0]]
+
+
+class DebertaV2Tokenizer(PreTrainedTokenizer):
+    """DeBERTa-v2's and v3's SentencePiece tokenizer, as ``transformers.DebertaV2Tokenizer``; it reads spm.model alone.
+
+    Lowercase (``do_lower_case``), whitespace runs and tabs or newlines to one space, NFC, right strip →
+    Metaspace (``▁`` before every word; only at the input's start without ``add_prefix_space``) → Unigram
+    over the model's pieces as they are, with ``[CLS] A [SEP] B [SEP]`` (``B [SEP]`` of type 1) around the
+    sequences. As in transformers 5, the model's compiled normalisation rules are not used. Named special
+    tokens the pieces lack (``[MASK]`` in microsoft/deberta-v3-*) are added after them, in transformers' order.
+    """
+
+    model_kind = "Unigram"
+    model_input_names = ("input_ids", "token_type_ids", "attention_mask")
+    default_special_tokens = {
+        "bos_token": "[CLS]",
+        "eos_token": "[SEP]",
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
+    # transformers' Replace(Regex(r"\s{2,}|[\n\r\t]")), with Rust's \s (Unicode's White_Space) spelt out for re.
+    spaces = f"[{re.escape(WHITESPACE)}]{{2,}}|[\n\r\t]"
+
+    @classmethod
+    def spec(cls, files: TokenizerFiles) -> Spec:
+        config, special = files.config, cls.special_tokens(files)
+        if config.get("split_by_punct", False):
+            raise TokenizerError(
+                f"{files.folder}: split_by_punct=True (punctuation split off as words of its own) is not supported"
+            )
+        if files.tokenizer_json is not None:
+            vocab = files.tokenizer_json["model"]["vocab"]
+            added_tokens = list(files.tokenizer_json.get("added_tokens", []))
+            unk_id = 1  # transformers' default, where the vocabulary has no (unk_token, 0.0)
+        elif files.sentencepiece is not None:
+            vocab = [[p.piece, p.score] for p in files.sentencepiece.pieces]
+            added_tokens = sentencepiece_added_tokens(files.sentencepiece, vocab)
+            unk_id = files.sentencepiece.trainer_spec.unk_id
+        else:
+            raise TokenizerError(f"{files.folder}: {cls.__name__} reads tokenizer.json or spm.model")
+        unk_id = next((id for id, entry in enumerate(vocab) if entry == [special["unk_token"], 0.0]), unk_id)
+        ids = token_ids(vocab, added_tokens)
+        for content in dict.fromkeys(special[name] for name in SPECIAL_TOKEN_NAMES if name in special):
+            if content not in ids:
+                ids[content] = max(ids.values(), default=-1) + 1
+                added_tokens.append({"id": ids[content], "content": content, "special": True, "normalized": False})
+        steps = [{"type": "Lowercase"}] if config.get("do_lower_case", False) else []
+        steps += [
+            {"type": "Replace", "pattern": {"Regex": cls.spaces}, "content": " "},
+            {"type": "NFC"},
+            {"type": "Strip", "strip_left": False, "strip_right": True},
+        ]
+        prepend = {"replacement": "▁", "prepend_scheme": "always" if config.get("add_prefix_space", True) else "first"}
+        return {
+            "normalizer": {"type": "Sequence", "normalizers": steps},
+            "pre_tokenizer": {"type": "Metaspace", **prepend},
+            "model": {"type": "Unigram", "vocab": vocab, "unk_id": unk_id},
+            "decoder": {"type": "Metaspace", **prepend},
+            "post_processor": processor("BertProcessing", ids, special, ("cls_token", "sep_token"), files.vocab_path),
+            "added_tokens": added_tokens,
+        }

@@ -8,11 +8,11 @@ tokenizer pickles as it. Without ``tokenizer.json``, the vocabulary is in the cl
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from minibert import files as safe_files
 from minibert import hub
 from minibert.errors import CheckpointNotFoundError, TokenizerError
 from minibert.tokenization.sentencepiece_model import SentencePieceModel
@@ -21,8 +21,18 @@ TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 MODEL_CONFIG_FILE = "config.json"
-# ALBERT's and T5's name, then XLM-R's and CamemBERT's (a Unigram model in spite of its name).
-SENTENCEPIECE_FILES = ("spiece.model", "sentencepiece.bpe.model")
+# ALBERT's and T5's name, then XLM-R's and CamemBERT's (a Unigram model in spite of its name), then DeBERTa-v2's.
+SENTENCEPIECE_FILES = ("spiece.model", "sentencepiece.bpe.model", "spm.model")
+# tokenizer_config.json's switches, which must be true or false (or absent, or null: the class's default).
+FLAGS = (
+    "do_lower_case",
+    "strip_accents",
+    "tokenize_chinese_chars",
+    "add_prefix_space",
+    "keep_accents",
+    "clean_up_tokenization_spaces",
+    "split_by_punct",
+)
 # A folder needs one of these (or the pair vocab.json + merges.txt); the others only configure.
 VOCAB_FILES = (TOKENIZER_FILE, "vocab.txt", "vocab.json", "merges.txt", *SENTENCEPIECE_FILES)
 
@@ -52,12 +62,17 @@ def resolve_tokenizer_folder(
     return paths[0].parent
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file's content; a TokenizerError naming the file if it cannot be read."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise TokenizerError(f"{path}: not a readable JSON file ({error})") from error
+def read_json(path: Path, limit: int | None = None) -> dict[str, Any]:
+    """A JSON object from a file of the folder (see ``minibert.files``); a TokenizerError naming the file if not."""
+    value = safe_files.read_json(path, path.parent, TokenizerError, limit)
+    if not isinstance(value, dict):
+        raise TokenizerError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_text(path: Path) -> str:
+    """A vocabulary text file of the folder (vocab.txt, merges.txt), bounded as ``minibert.files`` bounds it."""
+    return safe_files.read_text(path, path.parent, TokenizerError, safe_files.MAX_VOCABULARY_BYTES)
 
 
 @dataclass(frozen=True)
@@ -72,12 +87,22 @@ class TokenizerFiles:
 
     @classmethod
     def read(cls, folder: Path) -> TokenizerFiles:
-        def optional(name: str) -> dict[str, Any]:
-            return read_json(folder / name) if (folder / name).is_file() else {}
+        def optional(name: str, limit: int | None = None) -> dict[str, Any]:
+            return read_json(folder / name, limit) if (folder / name).is_file() else {}
 
-        tokenizer_json = optional(TOKENIZER_FILE) or None
+        tokenizer_json = optional(TOKENIZER_FILE, safe_files.MAX_VOCABULARY_BYTES) or None
+        if tokenizer_json is not None and not isinstance(tokenizer_json.get("model"), dict):
+            raise TokenizerError(f"{folder / TOKENIZER_FILE}: 'model' must be an object (its vocabulary and type)")
         config = optional(TOKENIZER_CONFIG_FILE) | optional(SPECIAL_TOKENS_MAP_FILE)
-        files = cls(folder, tokenizer_json, config, optional(MODEL_CONFIG_FILE).get("model_type"))
+        wrong = next((name for name in FLAGS if not isinstance(config.get(name), bool | None)), None)
+        if wrong is not None:  # bool("false") is True: a string would silently mean the opposite
+            raise TokenizerError(
+                f"{folder / TOKENIZER_CONFIG_FILE}: {wrong} must be true or false, got {config[wrong]!r}"
+            )
+        model_type = optional(MODEL_CONFIG_FILE).get("model_type")
+        if not isinstance(model_type, str | None):
+            raise TokenizerError(f"{folder / MODEL_CONFIG_FILE}: model_type must be a string, got {model_type!r}")
+        files = cls(folder, tokenizer_json, config, model_type)
         if files.model_kind is None:
             model_file = next((folder / name for name in SENTENCEPIECE_FILES if (folder / name).is_file()), None)
             if model_file is None:
@@ -87,6 +112,11 @@ class TokenizerFiles:
                 )
             files = replace(files, sentencepiece=SentencePieceModel.read(model_file))
         return files
+
+    def names(self) -> list[str]:
+        """The folder's tokenizer files, for messages."""
+        names = dict.fromkeys((TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, *VOCAB_FILES))
+        return [name for name in names if (self.folder / name).is_file()]
 
     @property
     def model_kind(self) -> str | None:
@@ -112,7 +142,7 @@ class TokenizerFiles:
         """tokenizer.json's vocabulary, else vocab.txt's: one token a line, its id the line number."""
         if self.tokenizer_json is not None:
             return self.tokenizer_json["model"]["vocab"]
-        lines = (self.folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
+        lines = read_text(self.folder / "vocab.txt").split("\n")
         if lines[-1] == "":  # the newline that ends the last line
             lines.pop()
         return {token: id for id, token in enumerate(lines)}
@@ -121,9 +151,9 @@ class TokenizerFiles:
         """tokenizer.json's vocabulary and merges, else vocab.json's and merges.txt's (``"a b"`` a line)."""
         if self.tokenizer_json is not None:
             return self.tokenizer_json["model"]["vocab"], self.tokenizer_json["model"]["merges"]
-        lines = (self.folder / "merges.txt").read_text(encoding="utf-8").split("\n")
+        lines = read_text(self.folder / "merges.txt").split("\n")
         merges = [line for line in lines if line and not line.startswith("#version")]
-        return read_json(self.folder / "vocab.json"), merges
+        return read_json(self.folder / "vocab.json", safe_files.MAX_VOCABULARY_BYTES), merges
 
 
 def model_type(spec: dict[str, Any]) -> str | None:

@@ -15,11 +15,17 @@ entry of ``tokenizer.json``.
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import math
 from typing import Any
 
 from minibert.errors import TokenizerError
 from minibert.tokenization.files import model_type
+
+MAX_ID = 2**32 - 1  # ids are tokenizers' u32
+# Unigram keeps every beginning of every piece: their characters add up to about sum(len(piece) ** 2) / 2.
+MAX_PREFIX_CHARACTERS = 2**27
 
 
 class WordPiece:
@@ -87,22 +93,41 @@ class BPE:
         """The word's entries; with the merges ``l o``, ``lo w``, ``e r`` (ranks 0, 1, 2):
 
         ``"lower"``: ``l o w e r`` -> ``lo w e r`` -> ``low e r`` -> ``low er``, so ``["low", "er"]``.
+
+        As tokenizers' ``Word::merge_all`` (models/bpe/word.rs) does it, in O(n log n) for n characters:
+        the parts form a linked list (``after`` / ``before``), and a heap holds each candidate merge as
+        (rank, position, result), lowest rank first, then leftmost. A popped candidate whose pair has
+        changed since it was pushed (a neighbour merged first) is skipped; each merge pushes the new
+        pairs on both sides of the merged part.
         """
         if self.ignore_merges and word in self.vocab:
             return [word]
-        parts = [char for char in word if char in self.vocab or self.unk_token is not None]
-        no_merge = len(self.ranks)
-        ranks = [self.ranks.get(pair, no_merge) for pair in itertools.pairwise(parts)]  # ranks[i]: parts i, i + 1
-        while ranks and (rank := min(ranks)) != no_merge:
-            i = ranks.index(rank)  # the leftmost
-            parts[i : i + 2] = [parts[i] + parts[i + 1]]
-            del ranks[i]  # only the merged part's pairs with its neighbours change
-            if i > 0:
-                ranks[i - 1] = self.ranks.get((parts[i - 1], parts[i]), no_merge)
-            if i < len(ranks):
-                ranks[i] = self.ranks.get((parts[i], parts[i + 1]), no_merge)
+        parts: list[str | None] = [char for char in word if char in self.vocab or self.unk_token is not None]
+        end = len(parts)
+        after = list(range(1, end + 1))  # after[i]: the part following part i (end: none)
+        before = list(range(-1, end - 1))  # before[i]: the part preceding part i (-1: none)
+        ranks = self.ranks
+        pairs = enumerate(itertools.pairwise(parts))
+        heap = [(rank, i, a + b) for i, (a, b) in pairs if (rank := ranks.get((a, b))) is not None]
+        heapq.heapify(heap)
+        while heap:
+            _, i, merged = heapq.heappop(heap)
+            left, j = parts[i], after[i]
+            if left is None or j == end:  # merged into its left neighbour, or the last part
+                continue
+            right = parts[j]
+            if left + right != merged or (left, right) not in ranks:  # the pair changed since it was pushed
+                continue
+            parts[i], parts[j] = merged, None
+            k = after[i] = after[j]
+            if k < end:
+                before[k] = i
+                if (rank := ranks.get((merged, parts[k]))) is not None:
+                    heapq.heappush(heap, (rank, i, merged + parts[k]))
+            if (h := before[i]) >= 0 and (rank := ranks.get((parts[h], merged))) is not None:
+                heapq.heappush(heap, (rank, h, parts[h] + merged))
         tokens: list[str] = []
-        for part in parts:
+        for part in filter(None, parts):
             if part in self.vocab:
                 tokens.append(part)
             elif not (self.fuse_unk and tokens and tokens[-1] == self.unk_token):
@@ -188,25 +213,107 @@ class Unigram:
 Model = WordPiece | BPE | Unigram
 
 
-def model_from_json(spec: dict[str, Any]) -> Model:
-    """The model of a ``tokenizer.json``: its vocabulary and how it splits a word."""
+def model_from_json(spec: dict[str, Any], where: str = "tokenizer.json") -> Model:
+    """The model of a ``tokenizer.json`` (read from ``where``): its vocabulary and how it splits a word.
+
+    The entries are checked first, as tokenizers checks them when it builds a model (and a little
+    more): a vocabulary maps strings to distinct ids in [0, 2**32); WordPiece's unknown token is in it;
+    every BPE merge joins two of its entries into a third; Unigram's scores are finite and its
+    ``unk_id`` one of its pieces. A TokenizerError names the file and the entry.
+    """
     kind = model_type(spec)
     if kind == "WordPiece":
-        return WordPiece(
-            spec["vocab"],
-            spec["unk_token"],
-            spec.get("continuing_subword_prefix", "##"),
-            spec.get("max_input_chars_per_word", 100),
-        )
+        vocab = check_vocab(spec.get("vocab"), where)
+        unk_token = spec.get("unk_token")
+        if not isinstance(unk_token, str) or unk_token not in vocab:
+            raise TokenizerError(f"{where}: WordPiece's unk_token {unk_token!r} is not in the vocabulary")
+        prefix = check_option(spec, "continuing_subword_prefix", str, "##", where)
+        longest = check_option(spec, "max_input_chars_per_word", int, 100, where)
+        if longest < 1:
+            raise TokenizerError(f"{where}: max_input_chars_per_word must be positive, got {longest}")
+        return WordPiece(vocab, unk_token, prefix, longest)
     if kind == "BPE":
         unsupported = {key: spec.get(key) for key in ("dropout", "continuing_subword_prefix", "end_of_word_suffix")}
         if any(unsupported.values()):
-            raise TokenizerError(f"tokenizer.json: BPE options {unsupported} are not supported")
-        merges = [tuple(merge.split(" ", 1)) if isinstance(merge, str) else tuple(merge) for merge in spec["merges"]]
-        return BPE(
-            spec["vocab"], merges, spec.get("unk_token"), spec.get("fuse_unk", False), spec.get("ignore_merges", False)
-        )
+            raise TokenizerError(f"{where}: BPE options {unsupported} are not supported")
+        vocab = check_vocab(spec.get("vocab"), where)
+        merges = check_merges(spec.get("merges"), vocab, where)
+        unk_token = check_option(spec, "unk_token", str | None, None, where)
+        fuse_unk = check_option(spec, "fuse_unk", bool, False, where)
+        return BPE(vocab, merges, unk_token, fuse_unk, check_option(spec, "ignore_merges", bool, False, where))
     if kind == "Unigram":
-        pieces = [(piece, float(score)) for piece, score in spec["vocab"]]
-        return Unigram(pieces, spec.get("unk_id"), spec.get("byte_fallback", False))
-    raise TokenizerError(f"tokenizer.json: model {kind!r} is not supported (supported: WordPiece, BPE, Unigram)")
+        pieces = check_pieces(spec.get("vocab"), where)
+        unk_id = check_option(spec, "unk_id", int | None, None, where)
+        if unk_id is not None and not 0 <= unk_id < len(pieces):
+            raise TokenizerError(f"{where}: Unigram's unk_id {unk_id} is not one of its {len(pieces)} pieces")
+        return Unigram(pieces, unk_id, check_option(spec, "byte_fallback", bool, False, where))
+    raise TokenizerError(f"{where}: model {kind!r} is not supported (supported: WordPiece, BPE, Unigram)")
+
+
+def check_option(spec: dict[str, Any], name: str, kind: Any, default: Any, where: str) -> Any:
+    """``spec[name]`` (``default`` if absent or null) if of type ``kind``; a bool is not an int here."""
+    value = spec.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        expected = {str: "a string", int: "an integer", bool: "true or false"}.get(kind, "a string or null")
+        raise TokenizerError(f"{where}: the model's {name} must be {expected}, got {value!r}")
+    return value
+
+
+def check_vocab(vocab: Any, where: str) -> dict[str, int]:
+    """A token -> id mapping whose ids are distinct integers in [0, 2**32): ``{"a": 0, "b": 0}`` is refused."""
+    if not isinstance(vocab, dict):
+        raise TokenizerError(f"{where}: the vocabulary must map tokens to ids, got {type(vocab).__name__}")
+    owners: dict[int, str] = {}
+    for token, id in vocab.items():
+        if not isinstance(id, int) or isinstance(id, bool) or not 0 <= id <= MAX_ID:
+            raise TokenizerError(f"{where}: token {token!r} has id {id!r}; ids are integers in [0, 2**32)")
+        other = owners.setdefault(id, token)
+        if other != token:
+            raise TokenizerError(f"{where}: tokens {other!r} and {token!r} both have id {id}; each id names one token")
+    return vocab
+
+
+def check_merges(merges: Any, vocab: dict[str, int], where: str) -> list[tuple[str, str]]:
+    """BPE's merges as pairs, each joining two vocabulary entries into a third, as tokenizers requires.
+
+    A merge is ``"a b"`` (tokenizers' older files and merges.txt) or ``["a", "b"]``.
+    """
+    if not isinstance(merges, list):
+        raise TokenizerError(f"{where}: BPE's merges must be a list, got {type(merges).__name__}")
+    pairs = []
+    for number, merge in enumerate(merges):
+        pair = tuple(merge.split(" ", 1)) if isinstance(merge, str) else merge
+        if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(isinstance(p, str) and p for p in pair)):
+            raise TokenizerError(f"{where}: merge {number} ({merge!r}) is not a pair of tokens")
+        a, b = pair
+        absent = next((token for token in (a, b, a + b) if token not in vocab), None)
+        if absent is not None:
+            raise TokenizerError(
+                f"{where}: merge {number} ({a!r} + {b!r}) needs {absent!r}, which is not in the vocabulary"
+            )
+        pairs.append((a, b))
+    return pairs
+
+
+def check_pieces(vocab: Any, where: str) -> list[tuple[str, float]]:
+    """Unigram's ``[[piece, score], ...]`` with finite scores, and not so long that their prefixes fill memory."""
+    if not isinstance(vocab, list) or not vocab:
+        raise TokenizerError(f"{where}: Unigram's vocabulary must be a non-empty list of [piece, score]")
+    pieces = []
+    prefix_characters = 0
+    for id, entry in enumerate(vocab):
+        if not (isinstance(entry, list | tuple) and len(entry) == 2 and isinstance(entry[0], str)):
+            raise TokenizerError(f"{where}: Unigram piece {id} ({entry!r}) is not a [piece, score] pair")
+        piece, score = entry
+        if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+            raise TokenizerError(f"{where}: Unigram piece {id} ({piece!r}) has score {score!r}, not a finite number")
+        prefix_characters += len(piece) * (len(piece) + 1) // 2
+        pieces.append((piece, float(score)))
+    if prefix_characters > MAX_PREFIX_CHARACTERS:
+        raise TokenizerError(
+            f"{where}: Unigram pieces too long to index ({prefix_characters:,} characters of prefixes; "
+            f"real vocabularies need a few million)"
+        )
+    return pieces

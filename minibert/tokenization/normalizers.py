@@ -9,8 +9,11 @@ by character, as in Rust: a word-final Σ never becomes ς.
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import re
+import re._constants as sre
+import re._parser as sre_parse
 import struct
 import unicodedata
 from collections.abc import Callable
@@ -129,8 +132,20 @@ class Precompiled:
 
     def __init__(self, charsmap: bytes) -> None:
         trie_size = int.from_bytes(charsmap[:4], "little")
+        if len(charsmap) < 8 or trie_size < 4 or trie_size % 4 or 4 + trie_size > len(charsmap):
+            raise TokenizerError(
+                f"precompiled_charsmap is corrupt: {len(charsmap)} bytes, announcing a trie of {trie_size} bytes"
+            )
         self.units = struct.unpack(f"<{trie_size // 4}I", charsmap[4 : 4 + trie_size])
         self.replacements = charsmap[4 + trie_size :]
+        try:  # NUL-terminated UTF-8 strings
+            self.replacements.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise TokenizerError(
+                f"precompiled_charsmap is corrupt: replacements that are not UTF-8 ({error})"
+            ) from error
+        if self.replacements and not self.replacements.endswith(b"\0"):
+            raise TokenizerError("precompiled_charsmap is corrupt: its last replacement has no terminating NUL")
         self.rule = functools.lru_cache(maxsize=CACHE_SIZE)(self.rule)  # graphemes repeat: a cache each
 
     def rule(self, chunk: str) -> str | None:
@@ -144,8 +159,14 @@ class Precompiled:
             has_leaf = units[position] >> 8 & 1
             position ^= _offset(units[position])
             if has_leaf:
-                start = units[position] & 0x7FFFFFFF
-                return self.replacements[start : self.replacements.index(0, start)].decode("utf-8")
+                start = units[position] & 0x7FFFFFFF if position < len(units) else len(self.replacements)
+                try:
+                    return self.replacements[start : self.replacements.index(0, start)].decode("utf-8")
+                except (ValueError, UnicodeDecodeError) as error:  # a leaf pointing outside, or inside a character
+                    raise TokenizerError(
+                        f"precompiled_charsmap is corrupt: the rule for {chunk!r} points at byte {start} of "
+                        f"{len(self.replacements)}"
+                    ) from error
         return None
 
     def __call__(self, text: str) -> str:
@@ -188,7 +209,10 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
 
         return normalize
     if kind == "BertNormalizer":
-        options = ("clean_text", "handle_chinese_chars", "strip_accents", "lowercase")
+        options = {"clean_text": bool, "handle_chinese_chars": bool, "strip_accents": bool | None, "lowercase": bool}
+        wrong = next((key for key, kind in options.items() if key in spec and not isinstance(spec[key], kind)), None)
+        if wrong is not None:
+            raise TokenizerError(f"tokenizer.json: BertNormalizer's {wrong} must be true or false, got {spec[wrong]!r}")
         return BertNormalizer(**{key: spec[key] for key in options if key in spec})
     if kind in ("NFD", "NFKD", "NFC", "NFKC"):
         return functools.partial(unicodedata.normalize, kind)
@@ -200,13 +224,24 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
         return nmt
     if kind == "Replace":
         content, pattern = spec["content"], spec["pattern"]
-        if "String" in pattern:
+        if not isinstance(content, str) or not isinstance(pattern, dict):
+            raise TokenizerError(f"tokenizer.json: Replace needs a content string and a pattern, got {spec!r:.100}")
+        if isinstance(pattern.get("String"), str):
+            if not pattern["String"]:
+                raise TokenizerError("tokenizer.json: Replace's pattern String is empty")
             return lambda text: text.replace(pattern["String"], content)
-        regex = re.compile(pattern["Regex"])
+        regex = linear_regex(pattern.get("Regex"))
         return lambda text: regex.sub(lambda _: content, text)
     if kind == "Precompiled":
         charsmap = spec.get("precompiled_charsmap")
-        return Precompiled(base64.b64decode(charsmap)) if charsmap else None
+        if not charsmap:
+            return None
+        try:
+            return Precompiled(base64.b64decode(charsmap, validate=True))
+        except (binascii.Error, TypeError, ValueError) as error:
+            if isinstance(error, TokenizerError):
+                raise
+            raise TokenizerError(f"tokenizer.json: precompiled_charsmap is not base64 ({error})") from error
     if kind == "Strip":
         left, right = spec.get("strip_left", True), spec.get("strip_right", True)
 
@@ -219,3 +254,65 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
         f"tokenizer.json: normalizer {kind!r} is not supported (supported: BertNormalizer, "
         "Sequence, NFD, NFKD, NFC, NFKC, Lowercase, StripAccents, Nmt, Replace, Strip, Precompiled)"
     )
+
+
+# What linear_regex accepts: characters (a literal, a class, ., \\s, ...) and zero-width anchors.
+SINGLE_CHARACTERS = (sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN, sre.CATEGORY)
+REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+MAX_PATTERN_WIDTH = 256  # characters a pattern may need before its last repeat: each start position costs that much
+
+
+def linear_regex(pattern: Any) -> re.Pattern[str]:
+    """A Replace pattern compiled, if Python's ``re`` runs it in time linear in the text; else a TokenizerError.
+
+    ``re`` backtracks: ``(a+)+$`` takes time exponential in a run of a's, ``\\s+x`` quadratic in a run of
+    spaces (tokenizers' Oniguruma cuts such searches off with an error; ``re`` cannot be cut off). So the
+    pattern must be an alternation (or one) of sequences of single characters, each repeated a fixed number
+    of times but the last, which may repeat any number: ``" {2,}"``, ``"\\s+"``, ``"[\\n\\r\\t]"``,
+    ``"\\s{2,}|[\\n\\r\\t]"`` (the patterns transformers' converters write). A search from any position
+    then costs a bounded prefix plus the run the last repeat takes, which the replacement consumes.
+    """
+    if not isinstance(pattern, str) or not pattern:
+        raise TokenizerError(f"tokenizer.json: Replace's pattern must be a String or a Regex, got {pattern!r}")
+    try:
+        compiled, parsed = re.compile(pattern), sre_parse.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as error:
+        raise TokenizerError(
+            f"tokenizer.json: Replace pattern {pattern!r} does not compile in Python's re ({error})"
+        ) from error
+    items = list(parsed)
+    branches = items[0][1][1] if len(items) == 1 and items[0][0] is sre.BRANCH else [items]
+    if not all(_linear_sequence(list(branch)) for branch in branches):
+        raise TokenizerError(
+            f"tokenizer.json: Replace pattern {pattern!r} could take time exponential or quadratic in the text "
+            "(nested or unanchored repeats, backreferences, lookarounds); minibert runs patterns of single "
+            "characters whose last one alone may repeat, such as ' {2,}' or '\\s+'"
+        )
+    return compiled
+
+
+def _linear_sequence(items: list[tuple[Any, Any]]) -> bool:
+    """Whether ``items`` are characters and anchors, each repeated a fixed number of times but the last (see above)."""
+    flat: list[tuple[Any, Any]] = []
+    for op, argument in items:
+        if op is sre.SUBPATTERN:  # a group: its items in place, if it holds no alternation
+            inner = list(argument[-1])
+            if not _linear_sequence(inner) or any(o is sre.BRANCH for o, _ in inner):
+                return False
+            flat += inner
+        else:
+            flat.append((op, argument))
+    width = 0
+    for position, (op, argument) in enumerate(flat):
+        if op in REPEATS:
+            low, high, body = argument
+            if not (len(body) == 1 and body[0][0] in SINGLE_CHARACTERS):
+                return False
+            if low != high and position != len(flat) - 1:  # only the last may repeat a variable number of times
+                return False
+            width += low
+        elif op in SINGLE_CHARACTERS:
+            width += 1
+        elif op is not sre.AT:
+            return False  # backreferences, lookarounds, conditionals
+    return width <= MAX_PATTERN_WIDTH

@@ -87,6 +87,8 @@ class Metaspace:
     """
 
     def __init__(self, replacement: str = "▁", prepend_scheme: str = "always", split: bool = True) -> None:
+        if not isinstance(replacement, str) or len(replacement) != 1:
+            raise TokenizerError(f"Metaspace replacement must be one character, got {replacement!r}")
         if prepend_scheme not in ("always", "first", "never"):
             raise TokenizerError(f"Metaspace prepend_scheme must be always, first or never, not {prepend_scheme!r}")
         self.replacement = replacement

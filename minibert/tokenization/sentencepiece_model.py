@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from minibert.errors import TokenizerError
+from minibert.files import MAX_VOCABULARY_BYTES, read_bytes
 
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 # SentencePiece.Type and TrainerSpec.ModelType.
@@ -177,10 +178,7 @@ class SentencePieceModel:
     @classmethod
     def read(cls, path: Path) -> SentencePieceModel:
         """Parse ``path``; a file that is not a SentencePiece model is a TokenizerError naming it."""
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise TokenizerError(f"{path}: cannot read the SentencePiece model ({error})") from error
+        data = read_bytes(path, path.parent, TokenizerError, MAX_VOCABULARY_BYTES)
         try:
             pieces: list[Piece] = []
             specs: dict[int, bytes] = {}

@@ -17,6 +17,7 @@ write that description themselves from the folder's vocabulary.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
@@ -33,6 +34,7 @@ from minibert.tokenization.decoders import (
     decoder_from_json,
 )
 from minibert.tokenization.files import (
+    TOKENIZER_CONFIG_FILE,
     TOKENIZER_FILE,
     TokenizerFiles,
     resolve_tokenizer_folder,
@@ -72,7 +74,14 @@ class AddedToken:
     def from_json(cls, data: dict[str, Any], id: int) -> AddedToken:
         """From an entry of ``added_tokens`` (tokenizer.json) or ``added_tokens_decoder`` (tokenizer_config.json)."""
         flags = {f.name for f in fields(cls)} - {"content", "id"}
-        return cls(data["content"], id, **{flag: bool(data[flag]) for flag in flags if flag in data})
+        if not isinstance(data, dict) or not isinstance(data.get("content"), str) or not data["content"]:
+            raise TokenizerError(f"added token {id!r}: {data!r} has no content (a non-empty string)")
+        if isinstance(id, bool) or not isinstance(id, int) or id < 0:
+            raise TokenizerError(f"added token {data['content']!r}: its id {id!r} is not a non-negative integer")
+        wrong = next((flag for flag in flags if flag in data and not isinstance(data[flag], bool)), None)
+        if wrong is not None:
+            raise TokenizerError(f"added token {data['content']!r}: {wrong} must be true or false, got {data[wrong]!r}")
+        return cls(data["content"], id, **{flag: data[flag] for flag in flags if flag in data})
 
 
 class AddedTokenSplitter:
@@ -232,16 +241,27 @@ class PreTrainedTokenizer:
     @classmethod
     def from_files(cls, files: TokenizerFiles) -> Self:
         """The tokenizer ``spec`` describes, configured by the folder's other files."""
-        spec = cls.spec(files)
-        return cls(
-            model_from_json(spec["model"]),
-            normalizer=normalizer_from_json(spec.get("normalizer")),
-            pre_tokenizer=pre_tokenizer_from_json(spec.get("pre_tokenizer")),
-            decoder=decoder_from_json(spec.get("decoder")),
-            template=template_from_json(spec.get("post_processor")),
-            special_tokens=cls.special_tokens(files),
-            **tokenizer_options(files, spec.get("added_tokens", [])),
-        )
+        try:
+            spec = cls.spec(files)
+            return cls(
+                model_from_json(spec["model"], str(files.vocab_path)),
+                normalizer=normalizer_from_json(spec.get("normalizer")),
+                pre_tokenizer=pre_tokenizer_from_json(spec.get("pre_tokenizer")),
+                decoder=decoder_from_json(spec.get("decoder")),
+                template=template_from_json(spec.get("post_processor")),
+                special_tokens=cls.special_tokens(files),
+                **tokenizer_options(files, spec.get("added_tokens", [])),
+            )
+        except TokenizerError as error:
+            if str(files.folder) in str(error):
+                raise
+            raise TokenizerError(f"{files.folder}: {error}") from error  # the folder, where a step named only its file
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
+            # A file of the right JSON but the wrong shape: a missing key, a list where an object belongs.
+            what = f"missing key {error}" if isinstance(error, KeyError) else f"{type(error).__name__}: {error}"
+            raise TokenizerError(
+                f"{files.folder}: malformed tokenizer files ({', '.join(files.names())}): {what}"
+            ) from error
 
     @classmethod
     def spec(cls, files: TokenizerFiles) -> dict[str, Any]:
@@ -530,10 +550,28 @@ def tokenizer_options(files: TokenizerFiles, added_tokens: list[dict[str, Any]])
     tokens += [AddedToken.from_json(token, int(id)) for id, token in decoder.items() if token["content"] not in listed]
     return {
         "added_tokens": tokens,
-        "model_max_length": int(files.config.get("model_max_length", VERY_LARGE_INTEGER)),
+        "model_max_length": model_max_length(files),
         "padding_side": files.config.get("padding_side", "right"),
         "truncation_side": files.config.get("truncation_side", "right"),
         "clean_up_tokenization_spaces": bool(files.config.get("clean_up_tokenization_spaces", False)),
         "name_or_path": str(files.folder),
         "files": files,
     }
+
+
+def model_max_length(files: TokenizerFiles) -> int:
+    """tokenizer_config.json's ``model_max_length``: a positive integer; absent or null, no limit, as in transformers.
+
+    transformers writes its "no limit" sentinel as int(1e30), and some files hold it as a float (1e30): an
+    integral number is read as the integer it is. ``"abc"``, ``0`` or ``1e400`` (infinity) is an error.
+    """
+    value = files.config.get("model_max_length")
+    if value is None:
+        return VERY_LARGE_INTEGER
+    integral = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    if isinstance(value, bool) or not integral or value < 1:
+        raise TokenizerError(
+            f"{files.folder / TOKENIZER_CONFIG_FILE}: model_max_length must be a positive integer (or absent for no "
+            f"limit), got {value!r}"
+        )
+    return int(value)

@@ -1,0 +1,611 @@
+"""ModernBERT: pre-LayerNorm blocks, rotary positions, a GLU feed-forward, and sliding-window attention.
+
+What differs from BERT, and only this is written here:
+
+* no position or token-type tables: queries and keys are rotated (``minibert.rotary``), with one
+  theta for the global layers and another for the sliding-window ones; inputs carry no token
+  types (refused by name, with what to do instead);
+* ``config.layer_types`` makes some layers attend to the whole sequence and the others only to
+  the tokens within ``local_attention // 2`` positions (``sliding_window_mask``); the mask the
+  layers share (``ModernBertMask``) carries both biases and each kind's rotation;
+* each block normalises before attention and before the feed-forward and adds the residual
+  after (``final_norm`` closes the stack; the first block's ``attn_norm`` is an identity, the
+  embeddings having just been normalised); ``Wqkv`` projects queries, keys and values at once;
+  the feed-forward is a GLU; LayerNorms and Linears have biases only where the config says;
+* it runs unpadded by default (``set_unpadding(False)`` turns it off): it was designed to. A head
+  whose outputs would read a padding position's hidden state (the span loss, a label at padding,
+  the first token of a left-padded sentence) runs that call padded, so that every output is
+  transformers' own;
+* the heads share a ``head`` (dense, activation, norm) before their classifier; sentence heads
+  read the first token or the mean of the real tokens (``classifier_pooling``); the MLM
+  ``decoder`` is tied to ``tok_embeddings``; weights start truncated-normal, scaled by role.
+
+``attend()``, the layouts (``AttentionMask``), the layer loop (``run_layers``), the input checks
+and the losses come from ``minibert.bert``. Mirrors transformers/models/modernbert/modeling_modernbert.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar, Unpack
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from minibert.activations import ACTIVATIONS
+from minibert.bert import (
+    AttentionMask,
+    attend,
+    check_inputs,
+    embedding,
+    masked_lm_loss,
+    run_layers,
+    sequence_classification_loss,
+    span_loss,
+)
+from minibert.config import EncoderConfig, ModernBertConfig
+from minibert.errors import ConfigError
+from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, QuestionAnsweringModelOutput
+from minibert.pretrained import OutputFlags, PreTrainedModel
+from minibert.rotary import RotaryEmbedding, apply_rotary
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def with_init(module: M, role: str) -> M:
+    """Tag ``module`` with the role that sets its init std: "in", "out", "embedding", "final_out" (_init_weights)."""
+    module.init_role = role
+    return module
+
+
+def layer_norm(config: ModernBertConfig) -> nn.LayerNorm:
+    return nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+
+
+# -- embeddings -------------------------------------------------------------------------------
+
+
+class ModernBertEmbeddings(nn.Module):
+    """Token embeddings, LayerNorm, dropout: no positions (rotary), no token types (``ModernBertEmbeddings``)."""
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__()
+        self.tok_embeddings = with_init(
+            embedding(config.vocab_size, config.hidden_size, config.pad_token_id), "embedding"
+        )
+        self.norm = layer_norm(config)
+        self.drop = nn.Dropout(config.embedding_dropout)
+
+    def forward(self, input_ids: Tensor | None, inputs_embeds: Tensor | None) -> Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.tok_embeddings(input_ids)  # (B, T, H)
+        return self.drop(self.norm(inputs_embeds))
+
+
+# -- attention masks: global and sliding-window layers ------------------------------------------
+
+
+def sliding_window_mask(length: int, window: int, device: torch.device | None = None) -> Tensor:
+    """Which keys a query sees in a sliding-window layer: (T, T), True where ``|query - key| <= window``.
+
+    ModernBERT's window is ``local_attention`` tokens wide, ``window = local_attention // 2`` on each
+    side of the query (transformers/masking_utils.py, ``sliding_window_bidirectional_overlay``);
+    it counts indices in the sequence, whatever ``position_ids`` say. E.g. length 4, window 1::
+
+        [[1, 1, 0, 0],
+         [1, 1, 1, 0],
+         [0, 1, 1, 1],
+         [0, 0, 1, 1]]
+    """
+    positions = torch.arange(length, device=device)
+    return (positions[None, :] - positions[:, None]).abs() <= window  # (T, T)
+
+
+@dataclass
+class ModernBertMask(AttentionMask):
+    """AttentionMask, with what ModernBERT's sliding-window layers read instead of ``bias`` and ``rotary``.
+
+    The global layers read ``bias`` (B, 1, 1, T), padding only, and ``rotary``, the cos and sin of
+    each position's rotation (B or 1, T, hs) with the global theta. The sliding-window layers read
+    ``window_bias`` (B, 1, T, T), padding and the keys outside the window, and ``window_rotary``,
+    with the local theta. All are in the (B, T) layout attention works in, in both layouts:
+    windows and rotations are counted within each sequence.
+    """
+
+    window_bias: Tensor | None = None
+    window_rotary: tuple[Tensor, Tensor] | None = None
+
+    @classmethod
+    def from_inputs(
+        cls,
+        attention_mask: Tensor | None,  # (B, T): 1 = token, 0 = padding
+        position_ids: Tensor,  # (B, T) or (1, T)
+        hidden_states: Tensor,  # (B, T, H): the embeddings, for their length, dtype and device
+        config: ModernBertConfig,
+        rotary: nn.ModuleDict,
+        unpad: bool,
+    ) -> ModernBertMask:
+        """The mask of one forward pass, computed once for every layer: padding, the window, each kind's rotation."""
+        mask = cls.from_padding(attention_mask, hidden_states.dtype, unpad=unpad)
+        length, dtype, device = hidden_states.shape[1], hidden_states.dtype, hidden_states.device
+        window_bias = mask.bias  # a window that spans the whole sequence masks only padding
+        if "sliding_attention" in config.layer_types and length - 1 > config.sliding_window:
+            keep = sliding_window_mask(length, config.sliding_window, device)[None, None]  # (1, 1, T, T)
+            if attention_mask is not None:
+                keep = keep & attention_mask[:, None, None, :].bool()  # (B, 1, T, T)
+            # 0 or the most negative value, never their sum: a query with no key left keeps finite scores.
+            window_bias = torch.zeros(keep.shape, dtype=dtype, device=device).masked_fill(~keep, torch.finfo(dtype).min)
+        rotations = {kind: rotate(position_ids, dtype) for kind, rotate in rotary.items()}  # cos, sin: (B or 1, T, hs)
+        return dataclasses.replace(
+            mask,
+            rotary=rotations.get("full_attention"),
+            window_bias=window_bias,
+            window_rotary=rotations.get("sliding_attention"),
+        )
+
+
+# -- attention, feed-forward, one layer ---------------------------------------------------------
+
+
+class ModernBertAttention(nn.Module):
+    """Fused ``Wqkv``, rotary queries and keys, global or sliding-window attention, ``Wo`` (``ModernBertAttention``).
+
+    ``attn_implementation``: ``"eager"`` writes the maths out (and can return the probabilities),
+    ``"sdpa"`` calls PyTorch's fused kernel. Queries and keys are rotated in float32 and cast back,
+    as transformers does (``apply_rotary_pos_emb``): the same in fp32, not quite in bf16.
+    """
+
+    def __init__(self, config: ModernBertConfig, layer_type: str) -> None:
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.hidden_size // config.num_attention_heads
+        self.layer_type = layer_type
+        self.Wqkv = with_init(nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.attention_bias), "in")
+        self.Wo = with_init(nn.Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias), "out")
+        self.out_drop = nn.Dropout(config.attention_dropout)
+        self.dropout_prob = config.attention_dropout
+        self.attn_implementation = "sdpa"
+
+    def forward(
+        self,
+        hidden_states: Tensor,  # (B, T, H), or (N, H) unpadded
+        mask: ModernBertMask,
+        output_attentions: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        qkv = mask.to_batch(self.Wqkv(hidden_states))  # (B, T, 3 * H)
+        batch, length, _ = qkv.shape
+        # The 3 * H features are queries, keys, values in turn, each nh heads of hs.
+        q, k, v = qkv.view(batch, length, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
+        sliding = self.layer_type == "sliding_attention"
+        bias, (cos, sin) = (mask.window_bias, mask.window_rotary) if sliding else (mask.bias, mask.rotary)
+        q, k = (apply_rotary(x, cos, sin, in_float32=True) for x in (q, k))
+        eager = self.attn_implementation == "eager" or output_attentions
+        dropout = self.dropout_prob if self.training else 0.0
+        context, probs = attend(q, k, v, bias, dropout, eager)  # (B, nh, T, hs)
+        context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, H)
+        return self.out_drop(self.Wo(mask.to_tokens(context))), probs
+
+
+class ModernBertMLP(nn.Module):
+    """A GLU (``ModernBertMLP``): ``Wi`` widens to an input and a gate, ``Wo`` narrows ``act(input) * gate`` back.
+
+    The first half of ``Wi``'s features is the input, activated; the second half gates it as it is.
+    """
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__()
+        self.Wi = with_init(nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=config.mlp_bias), "in")
+        self.act = ACTIVATIONS[config.hidden_activation]
+        self.drop = nn.Dropout(config.mlp_dropout)
+        self.Wo = with_init(nn.Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias), "out")
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        inputs, gate = self.Wi(hidden_states).chunk(2, dim=-1)  # (B, T, intermediate_size) each, or (N, ...)
+        return self.Wo(self.drop(self.act(inputs) * gate))  # (B, T, H)
+
+
+class ModernBertEncoderLayer(nn.Module):
+    """Pre-LayerNorm block: x + attn(attn_norm(x)), then x + mlp(mlp_norm(x)) (``ModernBertEncoderLayer``).
+
+    Layer 0's ``attn_norm`` is an identity: the embeddings end with a LayerNorm already.
+    """
+
+    def __init__(self, config: ModernBertConfig, layer_idx: int) -> None:
+        super().__init__()
+        self.attn_norm = nn.Identity() if layer_idx == 0 else layer_norm(config)
+        self.attn = ModernBertAttention(config, config.layer_types[layer_idx])
+        self.mlp_norm = layer_norm(config)
+        self.mlp = ModernBertMLP(config)
+
+    def forward(
+        self, hidden_states: Tensor, mask: ModernBertMask, output_attentions: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        attended, probs = self.attn(self.attn_norm(hidden_states), mask, output_attentions)
+        hidden_states = hidden_states + attended  # (B, T, H), or (N, H) unpadded
+        return hidden_states + self.mlp(self.mlp_norm(hidden_states)), probs
+
+
+# -- the base model ---------------------------------------------------------------------------
+
+# Inputs transformers' ModernBERT takes and drops (5.x), or took for its own unpadding (4.x): refused, and why.
+REFUSED_INPUTS = {
+    "token_type_ids": "ModernBERT has no token types; leave them out, e.g. tokenizer(..., return_token_type_ids=False)",
+    "sliding_window_mask": "minibert builds the sliding-window mask from attention_mask and config.local_attention",
+    **dict.fromkeys(
+        ("indices", "cu_seqlens", "max_seqlen", "batch_size", "seq_len"),
+        "minibert unpads from attention_mask itself (see set_unpadding): pass the padded (batch, length) inputs",
+    ),
+}
+
+
+class ModernBertPreTrainedModel(PreTrainedModel):
+    """What ModernBERT's models share: the config class, the encoder's name (``model``), init, refused inputs."""
+
+    config_class: ClassVar[type[EncoderConfig]] = ModernBertConfig
+    base_model_prefix: ClassVar[str] = "model"
+
+    @classmethod
+    def base_model_class(cls) -> type[PreTrainedModel]:
+        return ModernBertModel
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Refuse by name the inputs of ``REFUSED_INPUTS`` (transformers would drop them); None stands for absent."""
+        for name in sorted(REFUSED_INPUTS.keys() & kwargs.keys()):
+            if kwargs.pop(name) is not None:
+                raise ValueError(f"{name} is not supported: {REFUSED_INPUTS[name]}")
+        return super().__call__(*args, **kwargs)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.base_model.embeddings.tok_embeddings
+
+    def set_input_embeddings(self, embeddings: nn.Embedding) -> None:
+        self.base_model.embeddings.tok_embeddings = embeddings
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """transformers' ModernBERT rule (``ModernBertPreTrainedModel._init_weights``), by each weight's role.
+
+        Weights start as normal(0, std) truncated at ``initializer_cutoff_factor`` stds: std
+        ``initializer_range`` for the input projections (``Wqkv``, ``Wi``) and the token embeddings
+        (padding row included), ``initializer_range / sqrt(2 * num_hidden_layers)`` for the output
+        projections (``Wo``, the heads' ``dense``, the ``decoder``), ``hidden_size ** -0.5`` for
+        the classifiers. Biases start at 0, LayerNorms at 1 (bias 0); untagged modules (a resized
+        vocabulary's) follow PreTrainedModel's rule, as there.
+        """
+        config = self.config
+        role = getattr(module, "init_role", None)
+        if role is not None:
+            std = {
+                "in": config.initializer_range,
+                "out": config.initializer_range / math.sqrt(2.0 * config.num_hidden_layers),
+                "embedding": config.initializer_range,
+                "final_out": config.hidden_size**-0.5,
+            }[role]
+            cutoff = (3 if config.initializer_cutoff_factor is None else config.initializer_cutoff_factor) * std
+            nn.init.trunc_normal_(module.weight, mean=0.0, std=std, a=-cutoff, b=cutoff)
+            if getattr(module, "bias", None) is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            if module.bias is not None:
+                module.bias.zero_()
+        else:
+            super()._init_weights(module)
+
+
+class ModernBertModel(ModernBertPreTrainedModel):
+    """Embeddings, the layers and ``final_norm``: ``transformers.ModernBertModel`` (it has no pooler).
+
+    Unpadded by default. Head models build it with ``init_weights=False`` and initialise the whole
+    model once; ``add_pooling_layer`` exists only because heads build every encoder the same way.
+    """
+
+    def __init__(self, config: ModernBertConfig, add_pooling_layer: bool = False, init_weights: bool = True) -> None:
+        if add_pooling_layer:
+            raise ConfigError("ModernBERT has no pooler: its sentence heads pool last_hidden_state themselves")
+        super().__init__(config)
+        self.embeddings = ModernBertEmbeddings(config)
+        self.layers = nn.ModuleList(ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.final_norm = layer_norm(config)
+        head_size = config.hidden_size // config.num_attention_heads
+        self.rotary_emb = nn.ModuleDict(
+            {
+                kind: RotaryEmbedding(
+                    head_size,
+                    rope["rope_theta"],
+                    rope["rope_type"],
+                    rope.get("factor", 1.0),
+                    config.max_position_embeddings,
+                )
+                for kind, rope in config.rope_parameters.items()
+                if kind in config.layer_types
+            }
+        )  # no weights: the rotations are computed from the positions in each forward pass
+        self.gradient_checkpointing: dict[str, Any] | None = None  # see PreTrainedModel.gradient_checkpointing_enable
+        self.unpad = True  # see PreTrainedModel.set_unpadding
+        if init_weights:
+            self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,  # (B, T)
+        attention_mask: Tensor | None = None,  # (B, T): 1 = token, 0 = padding
+        position_ids: Tensor | None = None,  # (B, T); default 0, 1, ... in every row, padding or not
+        inputs_embeds: Tensor | None = None,  # (B, T, H)
+        *,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> BaseModelOutputWithPooling:
+        config = self.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        if isinstance(attention_mask, dict):
+            raise ValueError(
+                "attention_mask: pass the (batch, length) mask of 1 = token, 0 = padding; minibert builds the "
+                "global and sliding-window masks from it (masks prepared by layer type are not supported)"
+            )
+        inputs = (input_ids, attention_mask, None, position_ids, inputs_embeds)
+        check_inputs(config, *inputs, 0, config.hidden_size, bounded_positions=False)  # rotary: any length goes
+        hidden_states = self.embeddings(input_ids, inputs_embeds)  # (B, T, H)
+        if position_ids is None:
+            position_ids = torch.arange(hidden_states.shape[1], device=hidden_states.device)[None]  # (1, T)
+        mask = ModernBertMask.from_inputs(
+            attention_mask, position_ids, hidden_states, config, self.rotary_emb, self.unpad
+        )
+        recompute = self.gradient_checkpointing if self.training else None
+        outputs = run_layers(self.layers, hidden_states, mask, output_hidden_states, output_attentions, recompute)
+        # final_norm on the real tokens only, so that padding stays zeros on the unpadded path.
+        outputs.last_hidden_state = mask.to_batch(self.final_norm(mask.to_tokens(outputs.last_hidden_state)))
+        if outputs.hidden_states is not None:  # transformers' last hidden state is the normalised one
+            outputs.hidden_states = (*outputs.hidden_states[:-1], outputs.last_hidden_state)
+        return outputs
+
+    @contextmanager
+    def padded(self, enabled: bool = True) -> Iterator[None]:
+        """If ``enabled``, calls inside run padded whatever ``set_unpadding`` says: for outputs that read padding."""
+        unpad = self.unpad
+        self.unpad = unpad and not enabled
+        try:
+            yield
+        finally:
+            self.unpad = unpad
+
+
+# -- heads ------------------------------------------------------------------------------------
+#
+# Every head applies ModernBertPredictionHead (``head``: the checkpoints' name, which is why the
+# method that makes a head a head is ``scores()`` here, not ``head()`` as in minibert.bert).
+
+
+class ModernBertPredictionHead(nn.Module):
+    """Dense, activation, LayerNorm: what each head applies before its scores (``ModernBertPredictionHead``)."""
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__()
+        self.dense = with_init(nn.Linear(config.hidden_size, config.hidden_size, bias=config.classifier_bias), "out")
+        self.act = ACTIVATIONS[config.classifier_activation]
+        self.norm = layer_norm(config)
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        return self.norm(self.act(self.dense(hidden_states)))  # (..., H)
+
+
+class ModernBertHeadModel(ModernBertPreTrainedModel):
+    """A head on the encoder: ``forward`` takes transformers' inputs in its order, runs the encoder, then ``scores()``.
+
+    A call runs padded if ``reads_padding`` says its outputs read a padding position (on the unpadded
+    path those hidden states are zeros, not transformers' values).
+    """
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,  # (B, T)
+        attention_mask: Tensor | None = None,  # (B, T)
+        position_ids: Tensor | None = None,  # (B, T)
+        inputs_embeds: Tensor | None = None,  # (B, T, H)
+        labels: Tensor | None = None,  # what scores() reads: see each head
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, position_ids, inputs_embeds)
+        with self.base_model.padded(self.base_model.unpad and self.reads_padding(attention_mask, labels)):
+            outputs = self.base_model(*inputs, return_dict=True, **flags)
+        return self.scores(outputs, labels, attention_mask)
+
+    def reads_padding(self, attention_mask: Tensor | None, labels: Tensor | None) -> bool:
+        """Whether this call's outputs read a padding position's hidden state."""
+        return False
+
+    def scores(
+        self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, attention_mask: Tensor | None
+    ) -> LogitsOutput:
+        """Scores from the encoder's ``outputs``, and the loss if ``labels`` are given."""
+        raise NotImplementedError(f"{type(self).__name__} computes no scores")
+
+
+def labelled_padding(attention_mask: Tensor | None, labels: Tensor | None, ignored: int = -100) -> bool:
+    """Whether any padding position holds a label other than ``ignored``: a loss there reads padding."""
+    if attention_mask is None or labels is None:
+        return False
+    return bool(((labels != ignored) & (attention_mask == 0)).any())
+
+
+class ModernBertForMaskedLM(ModernBertHeadModel):
+    """Scores over the vocabulary for every token: ``transformers.ModernBertForMaskedLM``.
+
+    With ``sparse_prediction`` and labels, only the labelled tokens are scored: logits (M, V).
+    """
+
+    _tied_weights_keys: ClassVar[dict[str, str]] = {"decoder.weight": "model.embeddings.tok_embeddings.weight"}
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.head = ModernBertPredictionHead(config)
+        self.decoder = with_init(nn.Linear(config.hidden_size, config.vocab_size, bias=config.decoder_bias), "out")
+        self.post_init()
+
+    def _decoder_name(self) -> str:
+        return "decoder"
+
+    def reads_padding(self, attention_mask: Tensor | None, labels: Tensor | None) -> bool:
+        sparse = self.config.sparse_prediction
+        return labelled_padding(attention_mask, labels, self.config.sparse_pred_ignore_index if sparse else -100)
+
+    def scores(
+        self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, attention_mask: Tensor | None
+    ) -> LogitsOutput:
+        """``labels`` (B, T): the true token at masked positions, -100 elsewhere."""
+        hidden_states = outputs.last_hidden_state  # (B, T, H)
+        if self.config.sparse_prediction and labels is not None:
+            labels = labels.reshape(-1)  # (B * T,)
+            kept = labels != self.config.sparse_pred_ignore_index
+            hidden_states, labels = hidden_states.reshape(labels.shape[0], -1)[kept], labels[kept]  # (M, H), (M,)
+        logits = self.decoder(self.head(hidden_states))  # (B, T, V), or (M, V)
+        return LogitsOutput(masked_lm_loss(logits, labels), logits, outputs.hidden_states, outputs.attentions)
+
+
+def mean_of_tokens(hidden_states: Tensor, attention_mask: Tensor | None) -> Tensor:
+    """(B, T, H) -> (B, H): the mean over each sequence's real tokens (every position without a mask)."""
+    if attention_mask is None:
+        attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.bool, device=hidden_states.device)
+    return (hidden_states * attention_mask.unsqueeze(-1)).sum(dim=1) / attention_mask.sum(dim=1, keepdim=True)
+
+
+class ModernBertForSequenceClassification(ModernBertHeadModel):
+    """A classifier (or regressor) on the first token, or on the mean of the tokens (``classifier_pooling``)."""
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.head = ModernBertPredictionHead(config)
+        self.drop = nn.Dropout(config.classifier_dropout)
+        self.classifier = with_init(nn.Linear(config.hidden_size, config.num_labels), "final_out")
+        self.post_init()
+
+    def reads_padding(self, attention_mask: Tensor | None, labels: Tensor | None) -> bool:
+        """ "cls" reads position 0, whatever it holds: padding, in a left-padded batch."""
+        return self.config.classifier_pooling == "cls" and attention_mask is not None and not attention_mask[:, 0].all()
+
+    def scores(
+        self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, attention_mask: Tensor | None
+    ) -> LogitsOutput:
+        """``labels``: (B,) class ids, (B,) targets (regression) or (B, num_labels) multi-label targets."""
+        hidden_states = outputs.last_hidden_state  # (B, T, H)
+        if self.config.classifier_pooling == "cls":
+            pooled = hidden_states[:, 0]  # (B, H)
+        else:
+            pooled = mean_of_tokens(hidden_states, attention_mask)
+        logits = self.classifier(self.drop(self.head(pooled)))  # (B, num_labels)
+        loss = sequence_classification_loss(logits, labels, self.config)
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class ModernBertForTokenClassification(ModernBertHeadModel):
+    """A label per token (e.g. named entities): head, dropout, classifier on every hidden state."""
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.head = ModernBertPredictionHead(config)
+        self.drop = nn.Dropout(config.classifier_dropout)
+        self.classifier = with_init(nn.Linear(config.hidden_size, config.num_labels), "final_out")
+        self.post_init()
+
+    def reads_padding(self, attention_mask: Tensor | None, labels: Tensor | None) -> bool:
+        return labelled_padding(attention_mask, labels)
+
+    def scores(
+        self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, attention_mask: Tensor | None
+    ) -> LogitsOutput:
+        """``labels`` (B, T): a label id per token, -100 where none."""
+        logits = self.classifier(self.drop(self.head(outputs.last_hidden_state)))  # (B, T, num_labels)
+        loss = None if labels is None else F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
+
+
+class QuestionAnsweringInputs(OutputFlags, total=False):
+    """transformers' ModernBertForQuestionAnswering has no ``inputs_embeds`` argument, but passes it on by keyword."""
+
+    inputs_embeds: Tensor | None  # (B, T, H)
+
+
+class ModernBertForQuestionAnswering(ModernBertPreTrainedModel):
+    """Extractive QA: a start and an end score for every token (``transformers.ModernBertForQuestionAnswering``).
+
+    The span loss is a softmax over every position, padding included: a call given span positions
+    runs padded (inference keeps the unpadded path).
+    """
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        if config.num_labels != 2:
+            raise ConfigError(
+                f"{type(self).__name__} scores a start and an end per token: it needs "
+                f"num_labels=2, got {config.num_labels}"
+            )
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.head = ModernBertPredictionHead(config)
+        self.drop = nn.Dropout(config.classifier_dropout)
+        self.classifier = with_init(nn.Linear(config.hidden_size, config.num_labels), "final_out")
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        start_positions: Tensor | None = None,  # (B,): the answer's first token
+        end_positions: Tensor | None = None,  # (B,): the answer's last token
+        **kwargs: Unpack[QuestionAnsweringInputs],
+    ) -> QuestionAnsweringModelOutput:
+        inputs = (input_ids, attention_mask, position_ids, kwargs.pop("inputs_embeds", None))
+        with self.base_model.padded(start_positions is not None and end_positions is not None):
+            outputs = self.base_model(*inputs, return_dict=True, **kwargs)
+        logits = self.classifier(self.drop(self.head(outputs.last_hidden_state)))  # (B, T, 2)
+        start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))  # (B, T) each
+        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, outputs.hidden_states, outputs.attentions)
+
+
+class ModernBertForMultipleChoice(ModernBertPreTrainedModel):
+    """Scores each of C candidate sequences: inputs (B, C, T), logits (B, C) (``ModernBertForMultipleChoice``).
+
+    ``"cls"`` pooling reads each sequence's first real token (left padding allowed), ``"mean"`` the mean of
+    its tokens.
+    """
+
+    def __init__(self, config: ModernBertConfig) -> None:
+        super().__init__(config)
+        self.add_base_model(add_pooling_layer=False)
+        self.head = ModernBertPredictionHead(config)
+        self.drop = nn.Dropout(config.classifier_dropout)
+        self.classifier = with_init(nn.Linear(config.hidden_size, 1), "final_out")
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,  # (B, C, T)
+        attention_mask: Tensor | None = None,  # (B, C, T)
+        position_ids: Tensor | None = None,  # (B, C, T)
+        inputs_embeds: Tensor | None = None,  # (B, C, T, H)
+        labels: Tensor | None = None,  # (B,): the right choice
+        **flags: Unpack[OutputFlags],
+    ) -> LogitsOutput:
+        inputs = (input_ids, attention_mask, position_ids, inputs_embeds)
+        ids, mask, positions, embeds = (None if x is None else x.reshape(-1, *x.shape[2:]) for x in inputs)
+        outputs = self.base_model(ids, mask, positions, embeds, return_dict=True, **flags)  # (B * C, T, ...)
+        choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        hidden_states = outputs.last_hidden_state  # (B * C, T, H)
+        if self.config.classifier_pooling == "cls":
+            first = 0 if mask is None else mask.argmax(dim=-1)  # (B * C,): the first real token
+            pooled = hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), first]
+        else:
+            pooled = mean_of_tokens(hidden_states, mask)  # (B * C, H)
+        logits = self.classifier(self.drop(self.head(pooled))).view(-1, choices)  # (B, C)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
