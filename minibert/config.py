@@ -27,6 +27,8 @@ from minibert.errors import CheckpointNotFoundError, ConfigError
 from minibert.files import read_json
 from minibert.hub import resolve_config_file
 
+logger = logging.getLogger(__name__)
+
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 # model_type -> config class: every EncoderConfig subclass that names a model_type registers itself here.
 CONFIG_CLASSES: dict[str, type[EncoderConfig]] = {}
@@ -78,6 +80,8 @@ class EncoderConfig:
     return_dict: bool = True  # False: a tuple of the set fields instead of the output dataclass
     # Keys of config.json that minibert does not use, kept for the round trip.
     extra: dict[str, Any] = field(default_factory=dict)
+    # How config.json was read where it is not transformers' spelling (a remote code's): reported, not written.
+    renamed_fields: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_field_types(self)  # before any field is read: each value against its annotation
@@ -187,7 +191,9 @@ class EncoderConfig:
         """Plain JSON-ready data that ``transformers`` reads back as the same config."""
         # num_labels is implied by id2label, as in the files transformers writes.
         values = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "num_labels")
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("extra", "num_labels", "renamed_fields")
         }
         values["id2label"] = {str(i): label for i, label in self.id2label.items()}
         values["pruned_heads"] = {str(layer): heads for layer, heads in self.pruned_heads.items()}
@@ -648,7 +654,90 @@ class DebertaV2Config(EncoderConfig):
 
 
 @dataclass(frozen=True)
-class GteConfig(EncoderConfig):
+class RotaryConfig(EncoderConfig):
+    """What the rotary encoders' configs share (GTE, NomicBERT): ``rope_parameters`` and other spellings.
+
+    Positions are rotary, with no position table: ``rope_parameters`` says how queries and keys
+    turn (``rope_type`` "default", "linear" or "dynamic" NTK, ``rope_theta``, ``factor``; see
+    ``minibert.rotary``), and inputs of any length are taken, as in transformers. A subclass
+    reads its remote code's spelling of ``config.json`` in ``from_other_spelling``.
+    """
+
+    default_theta: ClassVar[float] = 10000.0
+    rope_types: ClassVar[tuple[str, ...]] = ("default", "linear", "dynamic")
+
+    rope_parameters: dict[str, Any] | None = None  # None: {"rope_type": "default", "rope_theta": default_theta}
+
+    def __post_init__(self) -> None:
+        if self.rope_parameters is None or isinstance(self.rope_parameters, dict):
+            # transformers' standardize_rope_params: "type" is rope_type's older name; theta has a default.
+            rope = dict(self.rope_parameters or {})
+            rope.setdefault("rope_type", rope.pop("type", "default"))
+            rope.setdefault("rope_theta", self.default_theta)
+            object.__setattr__(self, "rope_parameters", rope)
+        super().__post_init__()
+
+    def _validate_rope(self) -> None:
+        rope = self.rope_parameters
+        if not isinstance(rope, dict):
+            raise ConfigError(f"rope_parameters must be a mapping, got {rope!r}")
+        kind, theta, factor = rope["rope_type"], rope["rope_theta"], rope.get("factor")
+        if kind not in self.rope_types:
+            raise ConfigError(
+                f"rope_parameters: rope_type {kind!r} is not supported; minibert's {type(self).__name__} supports "
+                f"{', '.join(self.rope_types)}"
+            )
+        if not (isinstance(theta, int | float) and not isinstance(theta, bool) and theta > 0):
+            raise ConfigError(f"rope_parameters: rope_theta must be a positive number, got {theta!r}")
+        if kind != "default" and not (isinstance(factor, int | float) and not isinstance(factor, bool) and factor > 0):
+            raise ConfigError(f"rope_parameters: rope_type {kind!r} needs a positive factor, got {factor!r}")
+        if rope.get("partial_rotary_factor", 1.0) != 1.0:
+            raise ConfigError(
+                f"rope_parameters: partial_rotary_factor {rope['partial_rotary_factor']!r} is not supported: "
+                "every feature of a head is turned, as in transformers"
+            )
+
+    @classmethod
+    def from_other_spelling(cls, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """A remote code's ``config.json`` in transformers' spelling, and a line per field read another way."""
+        return values, []
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
+        """As EncoderConfig's, once other spellings are read as transformers reads them.
+
+        * a remote code's config: ``from_other_spelling``;
+        * top-level ``rope_theta`` and ``rope_scaling`` (configs from before ``rope_parameters``)
+          become ``rope_parameters``, as transformers' ``convert_rope_params_to_dict`` reads them;
+        * ``position_embedding_type``, which these models never read (they are rotary whatever the
+          field says), is kept in ``extra`` as it was.
+
+        Each such reading is logged (logging.INFO) and listed in ``renamed_fields``, which the load report prints.
+        """
+        values, renamed = cls.from_other_spelling(dict(values))
+        scaling, theta = values.pop("rope_scaling", None), values.pop("rope_theta", None)
+        if scaling or theta is not None:
+            rope = dict(scaling or values.get("rope_parameters") or {})
+            if theta is not None:
+                rope.setdefault("rope_theta", theta)
+            renamed.append(f"rope_theta {theta!r}, rope_scaling {scaling!r} -> rope_parameters {rope!r}")
+            values["rope_parameters"] = rope
+        for line in renamed:
+            logger.info("%s: %s", cls.__name__, line)
+        kept = {name: values.pop(name) for name in ("position_embedding_type", "renamed_fields") if name in values}
+        config = super().from_dict(values, **overrides)
+        if not (kept or renamed):
+            return config
+        return config.replace(extra={**config.extra, **kept}, renamed_fields=tuple(renamed))
+
+    def to_dict(self) -> dict[str, Any]:
+        """No ``position_embedding_type`` (these models are rotary), unless the file had one."""
+        values = {k: v for k, v in super().to_dict().items() if k != "position_embedding_type"}
+        return {**values, **{k: v for k, v in self.extra.items() if k == "position_embedding_type"}}
+
+
+@dataclass(frozen=True)
+class GteConfig(RotaryConfig):
     """Mirrors ``transformers.GteConfig`` (gte-multilingual-base defaults, as there).
 
     Positions are rotary and there is no position table: ``rope_parameters`` says how queries and
@@ -660,25 +749,12 @@ class GteConfig(EncoderConfig):
 
     model_type: ClassVar[str] = "gte"
     default_theta: ClassVar[float] = 160_000.0  # transformers' GteConfig.default_theta
-    rope_types: ClassVar[tuple[str, ...]] = ("default", "linear", "dynamic")
 
     vocab_size: int = 250048
     attention_probs_dropout_prob: float = 0.0
     max_position_embeddings: int = 8192  # the trained length, which dynamic NTK stretches beyond (no table)
     type_vocab_size: int = 1  # 0: no token-type table, and token_type_ids are ignored, as in transformers
     pad_token_id: int | None = 1
-    rope_parameters: dict[str, Any] | None = None  # None: {"rope_type": "default", "rope_theta": default_theta}
-    # How config.json was read where it is not transformers' spelling; not written back (see from_dict).
-    renamed_fields: tuple[str, ...] = field(default=(), compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.rope_parameters is None or isinstance(self.rope_parameters, dict):
-            # transformers' standardize_rope_params: "type" is rope_type's older name; theta has a default.
-            rope = dict(self.rope_parameters or {})
-            rope.setdefault("rope_type", rope.pop("type", "default"))
-            rope.setdefault("rope_theta", self.default_theta)
-            object.__setattr__(self, "rope_parameters", rope)
-        super().__post_init__()
 
     def _validate(self) -> None:
         if self.type_vocab_size == 0:  # no token-type table: the other fields are checked on a copy with one
@@ -691,68 +767,19 @@ class GteConfig(EncoderConfig):
                 f"rotary attention turns pairs of features: the head size (hidden_size / num_attention_heads "
                 f"= {head_size}) must be even"
             )
-        rope = self.rope_parameters
-        if not isinstance(rope, dict):
-            raise ConfigError(f"rope_parameters must be a mapping, got {rope!r}")
-        kind, theta, factor = rope["rope_type"], rope["rope_theta"], rope.get("factor")
-        if kind == "ntk":
+        if self.rope_parameters["rope_type"] == "ntk":
             raise ConfigError(
                 "rope_parameters: rope_type 'ntk' is the remote code's fixed NTK scaling, which transformers' GTE "
                 "does not know (it fails with a KeyError); a config.json with model_type 'new' is converted to "
                 "its exact 'linear' equivalent, a 'gte' one must say 'default', 'linear' or 'dynamic'"
             )
-        if kind not in self.rope_types:
-            raise ConfigError(
-                f"rope_parameters: rope_type {kind!r} is not supported; minibert's GTE supports "
-                f"{', '.join(self.rope_types)}"
-            )
-        if not (isinstance(theta, int | float) and not isinstance(theta, bool) and theta > 0):
-            raise ConfigError(f"rope_parameters: rope_theta must be a positive number, got {theta!r}")
-        if kind != "default" and not (isinstance(factor, int | float) and not isinstance(factor, bool) and factor > 0):
-            raise ConfigError(f"rope_parameters: rope_type {kind!r} needs a positive factor, got {factor!r}")
-        if rope.get("partial_rotary_factor", 1.0) != 1.0:
-            raise ConfigError(
-                f"rope_parameters: partial_rotary_factor {rope['partial_rotary_factor']!r} is not supported: "
-                "minibert's GTE turns every feature of a head"
-            )
+        self._validate_rope()
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
-        """As EncoderConfig's, once older and remote-code spellings are read as transformers' GTE reads them.
+    def from_other_spelling(cls, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """model_type "new" (GTE's remote code) is converted: ``from_remote_code``."""
+        return from_remote_code(values) if values.get("model_type") == "new" else (values, [])
 
-        * model_type "new" (GTE's remote code) is converted first: ``from_remote_code``;
-        * top-level ``rope_theta`` and ``rope_scaling`` (configs from before ``rope_parameters``)
-          become ``rope_parameters``, as transformers' ``convert_rope_params_to_dict`` reads them;
-        * ``position_embedding_type``, which transformers' GTE never reads (it is rotary whatever
-          the field says), is kept in ``extra`` as it was.
-
-        Each such reading is logged (logging.INFO) and listed in ``renamed_fields``, which the load report prints.
-        """
-        values, renamed = dict(values), []
-        if values.get("model_type") == "new":
-            values, renamed = from_remote_code(values)
-        scaling, theta = values.pop("rope_scaling", None), values.pop("rope_theta", None)
-        if scaling or theta is not None:
-            rope = dict(scaling or values.get("rope_parameters") or {})
-            if theta is not None:
-                rope.setdefault("rope_theta", theta)
-            renamed.append(f"rope_theta {theta!r}, rope_scaling {scaling!r} -> rope_parameters {rope!r}")
-            values["rope_parameters"] = rope
-        for line in renamed:
-            logger.info("GTE config: %s", line)
-        kept = {name: values.pop(name) for name in ("position_embedding_type", "renamed_fields") if name in values}
-        config = super().from_dict(values, **overrides)
-        if not (kept or renamed):
-            return config
-        return config.replace(extra={**config.extra, **kept}, renamed_fields=tuple(renamed))
-
-    def to_dict(self) -> dict[str, Any]:
-        """transformers' GteConfig fields: no ``position_embedding_type`` (GTE is rotary), unless the file had one."""
-        values = {k: v for k, v in super().to_dict().items() if k not in ("position_embedding_type", "renamed_fields")}
-        return {**values, **{k: v for k, v in self.extra.items() if k == "position_embedding_type"}}
-
-
-logger = logging.getLogger(__name__)
 
 # GTE's remote code (the Hub repository Alibaba-NLP/new-impl, model_type "new"), read, never run:
 # its NewConfig defaults where GteConfig's differ (pad_token_id: transformers 4's PretrainedConfig default).
@@ -853,7 +880,7 @@ def _is_count(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class NomicBertConfig(EncoderConfig):
+class NomicBertConfig(RotaryConfig):
     """Mirrors ``transformers.NomicBertConfig`` (nomic-embed-text-v1.5 defaults, as there).
 
     Positions are rotary, with no position table: ``rope_parameters`` as in ``GteConfig``
@@ -867,24 +894,15 @@ class NomicBertConfig(EncoderConfig):
 
     model_type: ClassVar[str] = "nomic_bert"
     default_theta: ClassVar[float] = 1000.0  # transformers' NomicBertConfig.default_theta
-    rope_types: ClassVar[tuple[str, ...]] = ("default", "linear", "dynamic")
 
     vocab_size: int = 30528
     hidden_act: str = "silu"  # the gate's activation
     hidden_dropout_prob: float = 0.0
     attention_probs_dropout_prob: float = 0.0
     max_position_embeddings: int = 2048  # no table: the trained length, which dynamic NTK stretches beyond
-    rope_parameters: dict[str, Any] | None = None  # None: {"rope_type": "default", "rope_theta": default_theta}
     head_dim: int | None = None  # None: hidden_size // num_attention_heads
-    # How config.json was read where it is not transformers' spelling; not written back (see from_dict).
-    renamed_fields: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.rope_parameters is None or isinstance(self.rope_parameters, dict):
-            rope = dict(self.rope_parameters or {})  # transformers' standardize_rope_params
-            rope.setdefault("rope_type", rope.pop("type", "default"))
-            rope.setdefault("rope_theta", self.default_theta)
-            object.__setattr__(self, "rope_parameters", rope)
         if self.head_dim is None and _is_count(self.hidden_size) and _is_count(self.num_attention_heads):
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
         super().__post_init__()
@@ -907,58 +925,12 @@ class NomicBertConfig(EncoderConfig):
             )
         if self.pruned_heads:
             raise ConfigError("pruned_heads: NomicBERT's heads cannot be pruned (nor can transformers')")
-        rope = self.rope_parameters
-        if not isinstance(rope, dict):
-            raise ConfigError(f"rope_parameters must be a mapping, got {rope!r}")
-        kind, theta, factor = rope["rope_type"], rope["rope_theta"], rope.get("factor")
-        if kind not in self.rope_types:
-            raise ConfigError(
-                f"rope_parameters: rope_type {kind!r} is not supported; minibert's NomicBERT supports "
-                f"{', '.join(self.rope_types)}"
-            )
-        if not (isinstance(theta, int | float) and not isinstance(theta, bool) and theta > 0):
-            raise ConfigError(f"rope_parameters: rope_theta must be a positive number, got {theta!r}")
-        if kind != "default" and not (isinstance(factor, int | float) and not isinstance(factor, bool) and factor > 0):
-            raise ConfigError(f"rope_parameters: rope_type {kind!r} needs a positive factor, got {factor!r}")
-        if rope.get("partial_rotary_factor", 1.0) != 1.0:
-            raise ConfigError(
-                f"rope_parameters: partial_rotary_factor {rope['partial_rotary_factor']!r} is not supported: "
-                "transformers' NomicBERT turns every feature of a head"
-            )
+        self._validate_rope()
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
-        """As EncoderConfig's, once other spellings are read as transformers' NomicBERT reads them.
-
-        * the original remote code's config (``n_embd`` and no ``hidden_size``): ``from_nomic_remote_code``;
-        * top-level ``rope_theta`` and ``rope_scaling`` (configs from before ``rope_parameters``)
-          become ``rope_parameters``, as transformers' ``convert_rope_params_to_dict`` reads them;
-        * a ``position_embedding_type`` (transformers' NomicBERT has no such field) stays in ``extra``.
-
-        Each such reading is logged (logging.INFO) and listed in ``renamed_fields``, which the load report prints.
-        """
-        values, renamed = dict(values), []
-        if "n_embd" in values and "hidden_size" not in values:
-            values, renamed = from_nomic_remote_code(values)
-        scaling, theta = values.pop("rope_scaling", None), values.pop("rope_theta", None)
-        if scaling or theta is not None:
-            rope = dict(scaling or values.get("rope_parameters") or {})
-            if theta is not None:
-                rope.setdefault("rope_theta", theta)
-            renamed.append(f"rope_theta {theta!r}, rope_scaling {scaling!r} -> rope_parameters {rope!r}")
-            values["rope_parameters"] = rope
-        for line in renamed:
-            logger.info("NomicBERT config: %s", line)
-        kept = {name: values.pop(name) for name in ("position_embedding_type", "renamed_fields") if name in values}
-        config = super().from_dict(values, **overrides)
-        if not (kept or renamed):
-            return config
-        return config.replace(extra={**config.extra, **kept}, renamed_fields=tuple(renamed))
-
-    def to_dict(self) -> dict[str, Any]:
-        """transformers' NomicBertConfig fields: no ``position_embedding_type``, no ``renamed_fields``."""
-        values = {k: v for k, v in super().to_dict().items() if k not in ("position_embedding_type", "renamed_fields")}
-        return {**values, **{k: v for k, v in self.extra.items() if k == "position_embedding_type"}}
+    def from_other_spelling(cls, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The original remote code's config (``n_embd`` and no ``hidden_size``): ``from_nomic_remote_code``."""
+        return from_nomic_remote_code(values) if "n_embd" in values and "hidden_size" not in values else (values, [])
 
 
 # NomicBERT's original remote code (nomic-ai/contrastors, configuration_hf_nomic_bert.py: a GPT2Config,
@@ -1463,12 +1435,22 @@ def check_size(config: EncoderConfig) -> None:
     needed = 2 * parameters + LABEL_BYTES * config.num_labels
     limit = memory_limit()
     if needed > limit:
+        distinct = f" ({layers:,} with weights of their own)" if layers != config.num_hidden_layers else ""
         raise ConfigError(
-            f"a model of this config needs at least {needed / 1e9:,.1f} GB ({parameters:,} parameters in half "
-            f"precision, from {layers:,} layers of hidden_size={hidden:,} and intermediate_size={inner:,}, "
-            f"vocab_size={config.vocab_size:,}, num_labels={config.num_labels:,}), more than the {limit / 1e9:,.1f} GB "
-            f"limit ({memory_limit_source()}); set {MEMORY_LIMIT_VARIABLE}, e.g. to 64GB, to allow more"
+            f"a model of this config needs at least {format_bytes(needed)} ({parameters:,} parameters in half "
+            f"precision, from num_hidden_layers={config.num_hidden_layers:,}{distinct}, hidden_size={hidden:,}, "
+            f"intermediate_size={inner:,}, vocab_size={config.vocab_size:,}, num_labels={config.num_labels:,}), "
+            f"more than the {format_bytes(limit)} limit ({memory_limit_source()}); "
+            f"set {MEMORY_LIMIT_VARIABLE}, e.g. to 64GB, to allow more"
         )
+
+
+def format_bytes(count: int) -> str:
+    """``81_234`` -> ``"81.2 kB"``; ``14_155_776_000_000`` -> ``"14,155.8 GB"``."""
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= size:
+            return f"{count / size:,.1f} {unit}"
+    return f"{count} bytes"
 
 
 def memory_limit() -> int:

@@ -31,7 +31,7 @@ keys, which transformers reads as well. Mirrors transformers/models/gte/modeling
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,9 +51,8 @@ from minibert.bert import (
     masked_lm_loss,
     run_layers,
 )
-from minibert.checkpoint import Checkpoint
 from minibert.config import EncoderConfig, GteConfig
-from minibert.loading import KeyRule, LoadReport
+from minibert.loading import KeyRule
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput
 from minibert.rotary import RotaryEmbedding
 
@@ -218,13 +217,6 @@ class GtePreTrainedModel(BertPreTrainedModel):
     @classmethod
     def base_model_class(cls) -> type[EncoderModel]:
         return GteModel
-
-    @classmethod
-    def plan_pretrained(cls, *args: Any, **kwargs: Any) -> tuple[Self, Checkpoint, LoadReport]:
-        """PreTrainedModel's, with the config fields read in the remote code's spelling listed in the report."""
-        model, checkpoint, report = super().plan_pretrained(*args, **kwargs)
-        report.config_renames = list(model.config.renamed_fields)
-        return model, checkpoint, report
 
     def attention_blocks(self) -> list[nn.Module]:
         return [layer.self_attn for layer in self.base_model.layers]

@@ -28,7 +28,7 @@ Mirrors transformers/models/nomic_bert/modeling_nomic_bert.py.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -47,9 +47,8 @@ from minibert.bert import (
     masked_lm_loss,
     run_layers,
 )
-from minibert.checkpoint import Checkpoint
 from minibert.config import EncoderConfig, NomicBertConfig
-from minibert.loading import KeyRule, LoadReport
+from minibert.loading import KeyRule
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput
 from minibert.rotary import RotaryEmbedding, apply_rotary
 
@@ -171,13 +170,6 @@ class NomicBertPreTrainedModel(BertPreTrainedModel):
     @classmethod
     def base_model_class(cls) -> type[EncoderModel]:
         return NomicBertModel
-
-    @classmethod
-    def plan_pretrained(cls, *args: Any, **kwargs: Any) -> tuple[Self, Checkpoint, LoadReport]:
-        """PreTrainedModel's, with the config fields read in another spelling listed in the report."""
-        model, checkpoint, report = super().plan_pretrained(*args, **kwargs)
-        report.config_renames = list(model.config.renamed_fields)
-        return model, checkpoint, report
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from minibert.checkpoint import FLOAT8_DTYPES, Checkpoint, save_safetensors
-from minibert.config import MEMORY_LIMIT_VARIABLE, EncoderConfig, memory_limit, memory_limit_source
+from minibert.config import MEMORY_LIMIT_VARIABLE, EncoderConfig, format_bytes, memory_limit, memory_limit_source
 from minibert.errors import ConfigError
 from minibert.hub import CONFIG_FILE, resolve_checkpoint, resolve_config_file
 from minibert.loading import (
@@ -193,6 +193,7 @@ class PreTrainedModel(nn.Module):
             ignore_mismatched_sizes=ignore_mismatched_sizes,
             strict=strict,
         )
+        report.config_renames = list(config.renamed_fields)
         return model, checkpoint, report
 
     @classmethod
@@ -539,8 +540,8 @@ def check_fits(model: PreTrainedModel, dtype: torch.dtype, device: torch.device)
         count = sum(t.numel() for t in tensors)
         source = f"free on {device}" if on_gpu else memory_limit_source()
         raise ConfigError(
-            f"{type(model).__name__}: {needed / 1e9:,.1f} GB in {str(dtype).removeprefix('torch.')} ({count:,} "
-            f"values), more than the {limit / 1e9:,.1f} GB limit ({source}); load it in a smaller dtype "
+            f"{type(model).__name__}: {format_bytes(needed)} in {str(dtype).removeprefix('torch.')} ({count:,} "
+            f"values), more than the {format_bytes(limit)} limit ({source}); load it in a smaller dtype "
             f"(dtype=torch.bfloat16), or set {MEMORY_LIMIT_VARIABLE} (e.g. 64GB) to allow more"
         )
 

@@ -479,7 +479,7 @@ def test_remote_config_reads_as_transformers_config_and_logs_each_change(checkpo
     assert config.architectures == ["GteForSequenceClassification"]
     for name in ("model_type", "pack_qkv", "unpad_inputs", "auto_map", "rope_theta", "architectures"):
         line = next(line for line in config.renamed_fields if line.startswith(name))
-        assert f"GTE config: {line}" in caplog.text
+        assert f"GteConfig: {line}" in caplog.text
     report = gte.GteForSequenceClassification.from_pretrained(folder).load_report
     assert report.config_renames == list(config.renamed_fields) and "config      rope_theta" in str(report)
     assert not {"auto_map", "pack_qkv", "layer_norm_type", "logn_attention_clip1"} & config.extra.keys()

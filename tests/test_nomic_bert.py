@@ -646,7 +646,7 @@ def test_remote_code_folder_gives_the_native_outputs_and_reports_every_mapping(c
     for key in consumed:  # every remote-code field read is listed, with what it became
         assert key in renames, key
     assert "fc12 the gated gate_proj" in renames and "intermediate_size 256" in renames and "-> 128" in renames
-    assert all(f"NomicBERT config: {line}" in caplog.text for line in report.config_renames)
+    assert all(f"NomicBertConfig: {line}" in caplog.text for line in report.config_renames)
     assert "  config      n_embd 32 -> hidden_size" in str(report)
     assert report.to_dict()["config_renames"] == report.config_renames  # what `minibert inspect --json` prints
     assert "auto_map" not in config.extra and "n_embd" not in config.to_dict()
