@@ -576,7 +576,7 @@ def checkpoint_dir(tmp_path_factory):
     return make
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tiny models run fastest on one thread; on a busy machine, several threads wait on each other."""
     threads = torch.get_num_threads()

@@ -42,10 +42,11 @@ def test_segment_token_types_are_refused_where_transformers_ignores_them(checkpo
         ours = getattr(distilbert, class_name).from_pretrained(checkpoint_dir(class_name, "distilbert-a"))
         with pytest.raises(ValueError, match="DistilBERT has no token types.*return_token_type_ids=False"):
             ours(**inputs, token_type_ids=types)
-        with torch.no_grad():  # None and all-zero types (a BERT tokenizer's, one text each) say nothing: accepted
-            without = ours(**inputs, token_type_ids=None)
-            assert_outputs_close(without, reference(class_name, "distilbert-a")(**inputs))
-            assert_outputs_close(ours(**inputs, token_type_ids=torch.zeros_like(types)), without, atol=0)
+        with torch.no_grad():  # all-zero types (a BERT tokenizer's, one text each) say nothing: accepted, as None
+            zeros = torch.zeros_like(types)
+            mine = ours(**inputs, token_type_ids=zeros)
+            assert_outputs_close(mine, reference(class_name, "distilbert-a")(**inputs, token_type_ids=zeros))
+            assert_outputs_close(mine, ours(**inputs, token_type_ids=None), atol=0)
 
 
 # -- positions: sinusoidal or learned ------------------------------------------------------------

@@ -35,8 +35,6 @@ from minibert.albert import AlbertLayer
 from minibert.bert import Layer
 from minibert.distilbert import TransformerBlock
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 HEADS = [c for c in CLASSES if task_of(c) != "Model"]
 HEAD_CASES = [(c, n) for c in HEADS for n in config_names_for(c)]
 # One per masked-LM head of its own (XLM-R's and CamemBERT's are RoBERTa's).

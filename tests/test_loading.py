@@ -11,8 +11,6 @@ from conftest import CLASSES, config_names_for, family_of, hf_config, hf_model, 
 from safetensors.torch import save_file
 
 import minibert
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 from minibert.bert import Embeddings
 from minibert.config import config_class_for
 

@@ -20,8 +20,6 @@ from conftest import (
 
 import minibert
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 CASES = [(c, n) for c in CLASSES for n in config_names_for(c)]
 BASES = [c for c in CLASSES if task_of(c) == "Model"]
 HEADS = [c for c in CLASSES if task_of(c) != "Model"]
@@ -40,12 +38,9 @@ def test_every_output_matches_transformers(class_name, config_name, layout, chec
         prefix = "" if ours.base_model is ours else f"{ours.base_model_prefix}."
         assert report.ignored == [f"{prefix}embeddings.position_ids"]
         assert report.renamed and all("legacy name" in r.rule for r in report.records if r.status == "renamed")
-    inputs = inputs_for(class_name, config_name)
+    inputs, theirs = inputs_for(class_name, config_name), reference(class_name, config_name)
     with torch.no_grad():
-        mine, expected = (
-            ours(**inputs, output_hidden_states=True),
-            reference(class_name, config_name)(**inputs, output_hidden_states=True),
-        )
+        mine, expected = ours(**inputs, output_hidden_states=True), theirs(**inputs, output_hidden_states=True)
         assert mine.keys() == list(expected.keys())  # transformers' field names, in its order
         assert_outputs_close(mine, expected)
         flags = {"output_attentions": True, "output_hidden_states": True}
