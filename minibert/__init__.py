@@ -75,6 +75,10 @@ from minibert.electra import (
     ElectraForTokenClassification,
     ElectraModel,
 )
+from minibert.encoders import (
+    CrossEncoder,
+    SentenceEncoder,
+)
 from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError, TokenizerError
 from minibert.gte import (
     GteForMaskedLM,
@@ -181,6 +185,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
     "ConfigError",
+    "CrossEncoder",
     "DebertaV2Config",
     "DebertaV2ForMaskedLM",
     "DebertaV2ForMultipleChoice",
@@ -247,6 +252,7 @@ __all__ = [
     "RobertaForTokenClassification",
     "RobertaModel",
     "RobertaTokenizer",
+    "SentenceEncoder",
     "TokenizerError",
     "XLMRobertaConfig",
     "XLMRobertaForMaskedLM",
