@@ -992,9 +992,9 @@ def check_inputs(
     if token_type_ids is not None:
         token_type_ids = _check_ids("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
     if position_ids is not None:
-        # (batch, length), or one row for the whole batch: (1, length) or (length,), as transformers broadcasts.
+        # (batch, length), or one row for the whole batch, (1, length), as transformers broadcasts it.
         got = tuple(position_ids.shape) if isinstance(position_ids, Tensor) else None
-        if got not in (tuple(shape), (1, shape[1]), (shape[1],)):
+        if got not in (tuple(shape), (1, shape[1])):
             raise InputError(
                 f"position_ids has shape {got or type(position_ids).__name__}, expected (batch, length) = "
                 f"{tuple(shape)}, or (1, {shape[1]}) for every row"

@@ -50,7 +50,7 @@ def confined(path: Path, folder: Path, error: type[MinibertError], entry: str | 
         real = path.resolve(strict=True)
     except FileNotFoundError as cause:
         raise error(f"{named}: no such file") from cause
-    except (OSError, RuntimeError) as cause:  # a symlink loop
+    except (OSError, RuntimeError, ValueError) as cause:  # a symlink loop, a NUL in the name
         raise error(f"{named}: cannot resolve {path} ({cause})") from cause
     if not any(real.is_relative_to(root) for root in allowed_roots(folder)):
         raise error(
@@ -78,10 +78,10 @@ def read_bytes(path: Path, folder: Path, error: type[MinibertError], limit: int 
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as cause:
         raise error(f"{path}: cannot open ({cause.strerror})") from cause
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise error(f"{path}: not a regular file")
     with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise error(f"{path}: not a regular file")
         data = file.read(limit + 1)
     if len(data) > limit:
         raise error(f"{path}: larger than the {limit:,} bytes minibert reads from such a file")

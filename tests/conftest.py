@@ -283,6 +283,56 @@ MPNET_CONFIGS = {
         num_labels=4,
     ),
 }
+
+
+def ntk_as_linear(theta: float, factor: float, head_size: int) -> dict:
+    """transformers' rope_parameters for GTE's remote-code {"type": "ntk", "factor": factor} (see test_gte.py)."""
+    return {"rope_type": "linear", "rope_theta": theta * factor, "factor": factor ** (2 / head_size)}
+
+
+# GTE: no token-type table (-a: transformers ignores the ids) and the remote code's fixed NTK scaling
+# (what gte-base-en-v1.5 ships), dynamic NTK active at the test lengths (-b: max_position_embeddings 8),
+# the default rotation (-c); rotary positions, no position table.
+GTE_CONFIGS = {
+    "gte-a": dict(
+        vocab_size=99,
+        hidden_size=36,
+        num_hidden_layers=2,
+        num_attention_heads=3,  # head size 12
+        intermediate_size=37,
+        max_position_embeddings=64,
+        type_vocab_size=0,
+        pad_token_id=0,
+        rope_parameters=ntk_as_linear(1000.0, 2.0, 12),
+    ),
+    "gte-b": dict(
+        vocab_size=80,
+        hidden_size=30,
+        num_hidden_layers=3,
+        num_attention_heads=3,  # head size 10
+        intermediate_size=22,
+        hidden_act="silu",
+        max_position_embeddings=8,  # shorter than the test inputs: dynamic NTK stretches theta
+        type_vocab_size=3,
+        pad_token_id=2,
+        layer_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        num_labels=3,
+        rope_parameters={"rope_type": "dynamic", "rope_theta": 500.0, "factor": 2.0},
+    ),
+    "gte-c": dict(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,  # head size 8
+        intermediate_size=24,
+        max_position_embeddings=32,
+        type_vocab_size=1,
+        pad_token_id=1,
+        num_labels=4,
+        rope_parameters={"rope_type": "default", "rope_theta": 5000.0},
+    ),
+}
 CONFIGS = {
     **BERT_CONFIGS,
     **ROBERTA_CONFIGS,
@@ -292,6 +342,7 @@ CONFIGS = {
     **DISTILBERT_CONFIGS,
     **ELECTRA_CONFIGS,
     **MPNET_CONFIGS,
+    **GTE_CONFIGS,
 }
 
 BERT_CLASSES = [
@@ -341,6 +392,7 @@ ELECTRA_CLASSES = [
     "ElectraForMultipleChoice",
 ]
 MPNET_CLASSES = [name.replace("DistilBert", "MPNet") for name in DISTILBERT_CLASSES]
+GTE_CLASSES = ["GteModel", "GteForMaskedLM", "GteForSequenceClassification", "GteForTokenClassification"]
 CLASSES = (
     BERT_CLASSES
     + ROBERTA_CLASSES
@@ -350,6 +402,7 @@ CLASSES = (
     + DISTILBERT_CLASSES
     + ELECTRA_CLASSES
     + MPNET_CLASSES
+    + GTE_CLASSES
 )
 # family -> (configs, class-name prefix, transformers config class)
 FAMILIES = {
@@ -361,6 +414,7 @@ FAMILIES = {
     "distilbert": (DISTILBERT_CONFIGS, "DistilBert", transformers.DistilBertConfig),
     "electra": (ELECTRA_CONFIGS, "Electra", transformers.ElectraConfig),
     "mpnet": (MPNET_CONFIGS, "MPNet", transformers.MPNetConfig),
+    "gte": (GTE_CONFIGS, "Gte", transformers.GteConfig),
 }
 
 
@@ -398,11 +452,25 @@ def hf_model(class_name: str, config_name: str, seed: int = 0, attn: str = "sdpa
     model = model_class(config)
     with torch.no_grad():  # transformers inits biases to 0 and LayerNorms to 1/0: randomise so they count
         for name, param in model.named_parameters():
-            if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name:
+            if name.endswith("bias") or "norm" in name.lower():  # LayerNorm, layer_norm, GTE's attn_layernorm
                 param.add_(torch.randn_like(param) * 0.1)
             if "relative_attention_bias" in name:  # MPNet's: init std 0.02 would hide a wrong bucket
                 param.normal_(0.0, 1.0)
     return model.eval()
+
+
+def fresh(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its dynamic NTK frequencies as a new model has them.
+
+    transformers' dynamic rotary (GTE's gte-b) keeps the frequencies of the longest batch it has seen
+    until a batch shorter than max_position_embeddings comes; minibert computes each batch's own, which
+    is what a new transformers model computes (test_gte.py::test_dynamic_ntk_follows_each_batch).
+    """
+    for module in model.modules():
+        if hasattr(module, "original_inv_freq") and hasattr(module, "original_max_seq_len"):
+            module.register_buffer("inv_freq", module.original_inv_freq.clone(), persistent=False)
+            module.max_seq_len_cached = module.original_max_seq_len
+    return model
 
 
 def make_inputs(
@@ -412,7 +480,8 @@ def make_inputs(
 
     Where the config pads with an id other than 1, id 1 is a real token (at position 3): MPNet's
     positions skip id 1 whatever pad_token_id says, as transformers' do. DistilBERT and MPNet have
-    no token types (their configs no type_vocab_size): their batches hold none.
+    no token types (their configs no type_vocab_size): their batches hold none. A type_vocab_size of 0
+    (GTE's gte-a) means no table: the batch holds ids anyway, which transformers ignores.
     """
     values = CONFIGS[config_name]
     pad = values["pad_token_id"]
@@ -430,8 +499,9 @@ def make_inputs(
     if "type_vocab_size" not in values:
         return inputs
     token_type_ids = torch.zeros_like(input_ids)
-    if values["type_vocab_size"] > 1:
-        token_type_ids = torch.randint(0, values["type_vocab_size"], shape, generator=generator)
+    types = values["type_vocab_size"] or 2  # no table: any ids, ignored
+    if types > 1:
+        token_type_ids = torch.randint(0, types, shape, generator=generator)
         token_type_ids[attention_mask == 0] = 0
     return {**inputs, "token_type_ids": token_type_ids}
 
@@ -606,13 +676,14 @@ def ours_class(class_name: str) -> type[minibert.PreTrainedModel]:
 
 @pytest.fixture(scope="session")
 def reference():
-    """reference(class_name, config_name, attn="sdpa") -> the transformers model the checkpoints were saved from."""
+    """reference(class_name, config_name, attn="sdpa") -> the transformers model the checkpoints were saved from,
+    its dynamic rotary state reset (``fresh``)."""
     made: dict[tuple[str, str, str], torch.nn.Module] = {}
 
     def get(class_name: str, config_name: str, attn: str = "sdpa") -> torch.nn.Module:
         key = (class_name, config_name, attn)
         if key not in made:
             made[key] = hf_model(class_name, config_name, attn=attn)
-        return made[key]
+        return fresh(made[key])
 
     return get

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from minibert.errors import TokenizerError
+from minibert.tokenization.files import entry_type, option
 from minibert.tokenization.pre_tokenizers import BYTE_TO_CHAR, prepend_scheme_from_json
 
 Decoder = Callable[[list[str]], str]
@@ -79,13 +80,13 @@ def decoder_from_json(spec: dict[str, Any] | None) -> Decoder:
     """The decoder a ``tokenizer.json`` describes; without one, the tokens joined by spaces."""
     if spec is None:
         return " ".join
-    kind = spec["type"]
+    kind = entry_type(spec, "decoder")
     if kind == "WordPiece":
-        return wordpiece_decoder(spec.get("prefix", "##"), spec.get("cleanup", True))
+        return wordpiece_decoder(option(spec, "prefix", str, "##"), option(spec, "cleanup", bool, True))
     if kind == "ByteLevel":
         return byte_level_decode
     if kind == "Metaspace":
-        return metaspace_decoder(spec.get("replacement", "▁"), prepend_scheme_from_json(spec))
+        return metaspace_decoder(option(spec, "replacement", str, "▁"), prepend_scheme_from_json(spec))
     raise TokenizerError(
         f"tokenizer.json: decoder {kind!r} is not supported (supported: WordPiece, ByteLevel, Metaspace)"
     )

@@ -156,6 +156,49 @@ class TokenizerFiles:
         return read_json(self.folder / "vocab.json", safe_files.MAX_VOCABULARY_BYTES), merges
 
 
+KINDS = {
+    str: "a string",
+    int: "an integer",
+    int | float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def entry_type(spec: Any, stage: str) -> str:
+    """The ``type`` of a tokenizer.json entry (a normalizer, a pre-tokenizer, ...), which must be an object with one."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        shown = repr(spec) if len(repr(spec)) <= 80 else repr(spec)[:77] + "..."
+        raise TokenizerError(f"tokenizer.json: a {stage} must be an object with a type, got {shown}")
+    return spec["type"]
+
+
+def steps(spec: dict[str, Any], name: str, stage: str) -> list[dict[str, Any]]:
+    """A Sequence's entries (``normalizers``, ``pretokenizers``): a list of objects, never null or absent."""
+    value = spec.get(name)
+    if not isinstance(value, list) or not all(isinstance(step, dict) for step in value):
+        raise TokenizerError(
+            f"tokenizer.json: a Sequence {stage}'s {name} must be a list of objects, got {value!r:.80}"
+        )
+    return value
+
+
+def option(spec: dict[str, Any], name: str, kind: Any, default: Any = None) -> Any:
+    """``spec[name]`` if it has type ``kind`` (absent or null: ``default``); a bool is no int here.
+
+    ``{"type": "ByteLevel", "add_prefix_space": "no"}`` is an error: ``bool("no")`` would read as true.
+    """
+    value = spec.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise TokenizerError(
+            f"tokenizer.json: {spec.get('type', 'the entry')}'s {name} must be {KINDS[kind]}, got {value!r}"
+        )
+    return value
+
+
 def model_type(spec: dict[str, Any]) -> str | None:
     """The type of a ``tokenizer.json`` model; some files written by early tokenizers versions leave it out.
 

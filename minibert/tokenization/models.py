@@ -21,7 +21,7 @@ import math
 from typing import Any
 
 from minibert.errors import TokenizerError
-from minibert.tokenization.files import model_type
+from minibert.tokenization.files import model_type, option
 
 MAX_ID = 2**32 - 1  # ids are tokenizers' u32
 # Unigram keeps every beginning of every piece: their characters add up to about sum(len(piece) ** 2) / 2.
@@ -227,38 +227,33 @@ def model_from_json(spec: dict[str, Any], where: str = "tokenizer.json") -> Mode
         unk_token = spec.get("unk_token")
         if not isinstance(unk_token, str) or unk_token not in vocab:
             raise TokenizerError(f"{where}: WordPiece's unk_token {unk_token!r} is not in the vocabulary")
-        prefix = check_option(spec, "continuing_subword_prefix", str, "##", where)
-        longest = check_option(spec, "max_input_chars_per_word", int, 100, where)
+        prefix = option(spec, "continuing_subword_prefix", str, "##")
+        longest = option(spec, "max_input_chars_per_word", int, 100)
         if longest < 1:
             raise TokenizerError(f"{where}: max_input_chars_per_word must be positive, got {longest}")
         return WordPiece(vocab, unk_token, prefix, longest)
     if kind == "BPE":
-        unsupported = {key: spec.get(key) for key in ("dropout", "continuing_subword_prefix", "end_of_word_suffix")}
+        kinds = {
+            "dropout": int | float,
+            "continuing_subword_prefix": str,
+            "end_of_word_suffix": str,
+            "byte_fallback": bool,
+        }
+        unsupported = {key: option(spec, key, kind) for key, kind in kinds.items()}
         if any(unsupported.values()):
             raise TokenizerError(f"{where}: BPE options {unsupported} are not supported")
         vocab = check_vocab(spec.get("vocab"), where)
         merges = check_merges(spec.get("merges"), vocab, where)
-        unk_token = check_option(spec, "unk_token", str | None, None, where)
-        fuse_unk = check_option(spec, "fuse_unk", bool, False, where)
-        return BPE(vocab, merges, unk_token, fuse_unk, check_option(spec, "ignore_merges", bool, False, where))
+        unk_token = option(spec, "unk_token", str, None)
+        fuse_unk = option(spec, "fuse_unk", bool, False)
+        return BPE(vocab, merges, unk_token, fuse_unk, option(spec, "ignore_merges", bool, False))
     if kind == "Unigram":
         pieces = check_pieces(spec.get("vocab"), where)
-        unk_id = check_option(spec, "unk_id", int | None, None, where)
+        unk_id = option(spec, "unk_id", int, None)
         if unk_id is not None and not 0 <= unk_id < len(pieces):
             raise TokenizerError(f"{where}: Unigram's unk_id {unk_id} is not one of its {len(pieces)} pieces")
-        return Unigram(pieces, unk_id, check_option(spec, "byte_fallback", bool, False, where))
+        return Unigram(pieces, unk_id, option(spec, "byte_fallback", bool, False))
     raise TokenizerError(f"{where}: model {kind!r} is not supported (supported: WordPiece, BPE, Unigram)")
-
-
-def check_option(spec: dict[str, Any], name: str, kind: Any, default: Any, where: str) -> Any:
-    """``spec[name]`` (``default`` if absent or null) if of type ``kind``; a bool is not an int here."""
-    value = spec.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        expected = {str: "a string", int: "an integer", bool: "true or false"}.get(kind, "a string or null")
-        raise TokenizerError(f"{where}: the model's {name} must be {expected}, got {value!r}")
-    return value
 
 
 def check_vocab(vocab: Any, where: str) -> dict[str, int]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from minibert.errors import TokenizerError
 from minibert.tokenization.characters import WHITESPACE, category_class
+from minibert.tokenization.files import entry_type, option, steps
 
 Normalizer = Callable[[str], str]
 CACHE_SIZE = 1 << 16  # entries of each per-word (or per-grapheme) cache
@@ -198,13 +199,13 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
     """The normalizer a ``tokenizer.json`` describes, for the step types of the BERT family's tokenizers."""
     if spec is None:
         return None
-    kind = spec["type"]
+    kind = entry_type(spec, "normalizer")
     if kind == "Sequence":
-        steps = [step for step in map(normalizer_from_json, spec["normalizers"]) if step is not None]
+        parts = [part for part in map(normalizer_from_json, steps(spec, "normalizers", "normalizer")) if part]
 
         def normalize(text: str) -> str:
-            for step in steps:
-                text = step(text)
+            for part in parts:
+                text = part(text)
             return text
 
         return normalize
@@ -233,7 +234,7 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
         regex = linear_regex(pattern.get("Regex"))
         return lambda text: regex.sub(lambda _: content, text)
     if kind == "Precompiled":
-        charsmap = spec.get("precompiled_charsmap")
+        charsmap = option(spec, "precompiled_charsmap", str)
         if not charsmap:
             return None
         try:
@@ -243,7 +244,7 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
                 raise
             raise TokenizerError(f"tokenizer.json: precompiled_charsmap is not base64 ({error})") from error
     if kind == "Strip":
-        left, right = spec.get("strip_left", True), spec.get("strip_right", True)
+        left, right = option(spec, "strip_left", bool, True), option(spec, "strip_right", bool, True)
 
         def strip(text: str) -> str:
             text = text.lstrip(WHITESPACE) if left else text

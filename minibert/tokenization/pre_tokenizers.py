@@ -14,6 +14,7 @@ from typing import Any
 
 from minibert.errors import TokenizerError
 from minibert.tokenization.characters import WHITESPACE, category_class
+from minibert.tokenization.files import entry_type, option, steps
 
 # A pre-tokenizer splits a text into words; the flag says whether the text opens the input.
 PreTokenizer = Callable[[str, bool], list[str]]
@@ -124,17 +125,19 @@ def pre_tokenizer_from_json(spec: dict[str, Any] | None) -> PreTokenizer:
     """The pre-tokenizer a ``tokenizer.json`` describes; without one, a text is a single word (an empty one, none)."""
     if spec is None:
         return lambda text, at_start: [text] if text else []
-    kind = spec["type"]
+    kind = entry_type(spec, "pre-tokenizer")
     if kind == "Sequence":
-        return pre_tokenizer_sequence([pre_tokenizer_from_json(step) for step in spec["pretokenizers"]])
+        parts = steps(spec, "pretokenizers", "pre-tokenizer")
+        return pre_tokenizer_sequence([pre_tokenizer_from_json(part) for part in parts])
     if kind == "BertPreTokenizer":
         return BertPreTokenizer()
     if kind == "ByteLevel":
-        return ByteLevel(spec.get("add_prefix_space", False), spec.get("use_regex", True))
+        return ByteLevel(option(spec, "add_prefix_space", bool, False), option(spec, "use_regex", bool, True))
     if kind == "WhitespaceSplit":
         return WhitespaceSplit()
     if kind == "Metaspace":
-        return Metaspace(spec.get("replacement", "▁"), prepend_scheme_from_json(spec), spec.get("split", True))
+        replacement, split = option(spec, "replacement", str, "▁"), option(spec, "split", bool, True)
+        return Metaspace(replacement, prepend_scheme_from_json(spec), split)
     raise TokenizerError(
         f"tokenizer.json: pre-tokenizer {kind!r} is not supported "
         "(supported: BertPreTokenizer, ByteLevel, WhitespaceSplit, Metaspace, Sequence)"
@@ -148,4 +151,4 @@ def prepend_scheme_from_json(spec: dict[str, Any]) -> str:
     """
     if "prepend_scheme" in spec:
         return spec["prepend_scheme"]
-    return "always" if spec.get("add_prefix_space", True) else "never"
+    return "always" if option(spec, "add_prefix_space", bool, True) else "never"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minibert.errors import TokenizerError
+from minibert.tokenization.files import entry_type
 
 TemplateItem = tuple[str | int, int]  # ("A" | "B" | a special token's id, token type id)
 
@@ -62,9 +63,11 @@ def template_from_json(spec: dict[str, Any] | None) -> Template:
     """tokenizers' TemplateProcessing, RobertaProcessing or BertProcessing as a Template."""
     if spec is None:
         return Template()
-    kind = spec["type"]
+    kind = entry_type(spec, "post-processor")
     if kind == "TemplateProcessing":
         ids = {name: token["ids"] for name, token in spec["special_tokens"].items()}
+        if not all(isinstance(i, list) and all(is_id(id) for id in i) for i in ids.values()):
+            raise TokenizerError(f"tokenizer.json: TemplateProcessing's special tokens need lists of ids, got {ids!r}")
 
         def items(template: list[dict[str, Any]]) -> tuple[TemplateItem, ...]:
             result: list[TemplateItem] = []
@@ -73,14 +76,22 @@ def template_from_json(spec: dict[str, Any] | None) -> Template:
                     result.append((piece["Sequence"]["id"], piece["Sequence"]["type_id"]))
                 else:
                     result += [(id, piece["SpecialToken"]["type_id"]) for id in ids[piece["SpecialToken"]["id"]]]
+            if not all((item in ("A", "B") or is_id(item)) and is_id(type_id) for item, type_id in result):
+                raise TokenizerError(f"tokenizer.json: TemplateProcessing's template {template!r} is malformed")
             return tuple(result)
 
         return Template(items(spec["single"]), items(spec["pair"]))
-    if kind == "RobertaProcessing":
-        return Template.roberta(spec["cls"][1], spec["sep"][1])
-    if kind == "BertProcessing":
-        return Template.bert(spec["cls"][1], spec["sep"][1])
+    if kind in ("RobertaProcessing", "BertProcessing"):
+        pairs = [spec.get(name) for name in ("cls", "sep")]
+        if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and is_id(p[1]) for p in pairs):
+            raise TokenizerError(f"tokenizer.json: {kind}'s cls and sep must be [token, id] pairs, got {pairs!r}")
+        return (Template.roberta if kind == "RobertaProcessing" else Template.bert)(pairs[0][1], pairs[1][1])
     raise TokenizerError(
         f"tokenizer.json: post-processor {kind!r} is not supported "
         "(supported: TemplateProcessing, RobertaProcessing, BertProcessing)"
     )
+
+
+def is_id(value: Any) -> bool:
+    """A token id, or a token type id: a non-negative integer (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -544,7 +544,11 @@ def tokenizer_options(files: TokenizerFiles, added_tokens: list[dict[str, Any]])
     The added tokens are ``added_tokens`` (tokenizer.json's list, with ids), then those of
     tokenizer_config.json's ``added_tokens_decoder`` not among them.
     """
-    tokens = [AddedToken.from_json(token, token["id"]) for token in added_tokens]
+    if not isinstance(added_tokens, list):
+        raise TokenizerError(f"tokenizer.json: added_tokens must be a list, got {type(added_tokens).__name__}")
+    tokens = [
+        AddedToken.from_json(token, token.get("id") if isinstance(token, dict) else None) for token in added_tokens
+    ]
     listed = {token.content for token in tokens}
     decoder = files.config.get("added_tokens_decoder", {})
     tokens += [AddedToken.from_json(token, int(id)) for id, token in decoder.items() if token["content"] not in listed]
