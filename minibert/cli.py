@@ -20,6 +20,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from inspect import signature
 from pathlib import Path
 
 import torch
@@ -63,10 +64,12 @@ def model_class(config: EncoderConfig, name: str | None) -> type[PreTrainedModel
     return cls
 
 
-def verification_inputs(config: EncoderConfig, batch: int = 3, length: int = 16, seed: int = 0) -> dict[str, Tensor]:
-    """Deterministic ids with right padding (rows get shorter) and, where the model has them, token types."""
-    offset = config.pad_token_id + 1 if config.model_type == "roberta" else 0
-    length = min(length, config.max_position_embeddings - offset)
+def verification_inputs(
+    config: EncoderConfig, cls: type[PreTrainedModel], batch: int = 3, length: int = 16, seed: int = 0
+) -> dict[str, Tensor]:
+    """Deterministic ids with right padding (rows get shorter) and, where ``cls`` takes them, token types."""
+    # Positions may start after the padding id (RoBERTa and its kin): stay within the table either way.
+    length = min(length, config.max_position_embeddings - (config.pad_token_id or 0) - 1)
     generator = torch.Generator().manual_seed(seed)
     input_ids = torch.randint(0, config.vocab_size, (batch, length), generator=generator)
     if config.pad_token_id is not None:  # real tokens must not be the padding id
@@ -75,11 +78,20 @@ def verification_inputs(config: EncoderConfig, batch: int = 3, length: int = 16,
     attention_mask = torch.tensor([[1] * n + [0] * (length - n) for n in lengths])
     if config.pad_token_id is not None:
         input_ids[attention_mask == 0] = config.pad_token_id
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if "token_type_ids" not in signature(cls.forward).parameters:  # e.g. DistilBERT, MPNet, ModernBERT
+        return inputs
     token_type_ids = torch.zeros_like(input_ids)
     if config.type_vocab_size > 1:
         token_type_ids[:, length // 2 :] = 1
         token_type_ids[attention_mask == 0] = 0
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+    return {**inputs, "token_type_ids": token_type_ids}
+
+
+def at_real_tokens(x: Tensor, attention_mask: Tensor) -> Tensor:
+    """(B, T, ...) -> (N, ...): the positions the mask marks as tokens; other shapes unchanged."""
+    mask = attention_mask.reshape(-1, attention_mask.shape[-1]).bool()  # (B, T), multiple choice flattened
+    return x[mask] if x.shape[:2] == mask.shape else x
 
 
 def max_abs_diff(a: Tensor, b: Tensor) -> float:
@@ -178,7 +190,7 @@ def verify(args: argparse.Namespace) -> int:
     reference = reference_cls.from_pretrained(str(source)).eval()
     reference_seconds = time.perf_counter() - start
 
-    inputs = verification_inputs(config)
+    inputs = verification_inputs(config, cls)
     if cls.__name__.endswith("MultipleChoice"):  # (B, T) -> (1, B, T): one question, B choices
         inputs = {k: v.unsqueeze(0) for k, v in inputs.items()}
     with torch.no_grad():
@@ -205,9 +217,16 @@ def verify(args: argparse.Namespace) -> int:
         rows.append((f"layer {i}" + (f" ({weights})" if weights else ""), a, b))
     fields = [name for name in vars(mine) if name not in ("hidden_states", "attentions", "loss")]
     rows += [(name, getattr(mine, name), getattr(theirs, name)) for name in fields if getattr(mine, name) is not None]
+    unpadded = ours.base_model.unpad  # padding positions are not computed (zeros): compare the real tokens
+    if unpadded:
+        rows = [
+            (name, at_real_tokens(a, inputs["attention_mask"]), at_real_tokens(b, inputs["attention_mask"]))
+            for name, a, b in rows
+        ]
     worst = 0.0
     width = max(len(name) for name, _, _ in rows)
-    print(f"  {'':<{width}} max |minibert - transformers|")
+    where = " at real tokens (the model runs unpadded)" if unpadded else ""
+    print(f"  {'':<{width}} max |minibert - transformers|{where}")
     for name, a, b in rows:
         diff = max_abs_diff(a, b)
         worst = max(worst, diff)
