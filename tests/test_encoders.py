@@ -395,3 +395,36 @@ def test_a_cross_encoder_on_a_base_checkpoint_warns_that_its_head_is_random(bert
         CrossEncoder(bert_dir)
     messages = [str(w.message) for w in caught]
     assert any("classifier.weight, classifier.bias: not in the checkpoint" in m for m in messages), messages
+
+
+MODERN_EMBEDDERS = {  # modernbert-embed and nomic-embed style folders: a rotary encoder, prompts, mean pooling
+    "modernbert": lambda: transformers.ModernBertModel(
+        transformers.ModernBertConfig(
+            vocab_size=30522,
+            pad_token_id=0,
+            bos_token_id=101,
+            eos_token_id=102,
+            cls_token_id=101,
+            sep_token_id=102,
+            local_attention=8,
+            global_attn_every_n_layers=2,
+            **{**TINY_BERT, "num_hidden_layers": 3},
+        )
+    ),
+    "nomic_bert": lambda: transformers.NomicBertModel(transformers.NomicBertConfig(vocab_size=30522, **TINY_BERT)),
+    "gte": lambda: transformers.GteModel(transformers.GteConfig(vocab_size=30522, type_vocab_size=0, **TINY_BERT)),
+}
+
+
+@pytest.mark.parametrize("architecture", MODERN_EMBEDDERS)
+def test_modern_embedding_folders_equal_sentence_transformers(architecture, tmp_path, minilm_dir):
+    torch.manual_seed(0)
+    MODERN_EMBEDDERS[architecture]().save_pretrained(tmp_path / "encoder")
+    copy_tokenizer(minilm_dir, tmp_path / "encoder")
+    word = models.Transformer(str(tmp_path / "encoder"), max_seq_length=24)
+    modules = [word, models.Pooling(32, "mean"), models.Normalize()]
+    prompts = {"query": "search_query: ", "document": "search_document: "}
+    SentenceTransformer(modules=modules, prompts=prompts, device="cpu").save(str(tmp_path / "st"))
+    ours, theirs = both(tmp_path / "st")
+    for prompt_name in ("query", "document"):
+        assert_close(ours.encode(TEXTS, prompt_name=prompt_name), theirs.encode(TEXTS, prompt_name=prompt_name))
