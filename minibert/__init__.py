@@ -79,7 +79,15 @@ from minibert.encoders import (
     CrossEncoder,
     SentenceEncoder,
 )
-from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError, MinibertError, TokenizerError
+from minibert.errors import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    ConfigError,
+    InputError,
+    InputTypeError,
+    MinibertError,
+    TokenizerError,
+)
 from minibert.gte import (
     GteForMaskedLM,
     GteForSequenceClassification,
@@ -216,6 +224,8 @@ __all__ = [
     "GteForSequenceClassification",
     "GteForTokenClassification",
     "GteModel",
+    "InputError",
+    "InputTypeError",
     "LoadReport",
     "MPNetConfig",
     "MPNetForMaskedLM",

@@ -15,7 +15,6 @@ vectors are those of plain padded batches, in the order the texts came.
 from __future__ import annotations
 
 import importlib
-import json
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from torch import Tensor, nn
 from minibert import hub
 from minibert.auto import AutoConfig, AutoModel, AutoModelForSequenceClassification
 from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError
+from minibert.files import confined, read_json
 from minibert.pretrained import PreTrainedModel
 from minibert.tasks import check_positive, check_texts, check_top_k, fast_path, run_by_length, warn_if_untrained
 from minibert.tokenization import AutoTokenizer, PreTrainedTokenizer
@@ -66,21 +66,27 @@ class ModelFiles:
             raise CheckpointNotFoundError(f"{name_or_path}: no such folder")
 
     def get(self, relative: str) -> Path | None:
-        """The path of a file of the folder (``1_Pooling/config.json``), None if it has none."""
+        """The path of a file of the folder (``1_Pooling/config.json``), None if it has none.
+
+        A module path in ``modules.json`` is data from the folder: one that leads outside it is refused.
+        """
         if self.local:
-            path = Path(self.name).expanduser() / relative
+            folder = Path(self.name).expanduser()
+            path = folder / relative
+            if path.exists():
+                confined(path, folder, CheckpointError, entry=relative)
             return path if path.is_file() else None
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise CheckpointError(f"{self.name}: {relative}: a path outside the repository")
         return hub.hub_download(str(self.name), relative, self.where["revision"], self.where["cache_dir"])
 
     def json(self, relative: str) -> Any:
-        """A JSON file of the folder, None if it has none."""
+        """A JSON file of the folder (regular, bounded in size and depth), None if it has none."""
         path = self.get(relative)
         if path is None:
             return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise CheckpointError(f"{path}: not a readable JSON file ({error})") from error
+        root = path.parents[len(Path(relative).parts) - 1]  # the folder (or Hub snapshot) the file belongs to
+        return read_json(path, root, CheckpointError)
 
     def where_is(self, relative: str) -> str:
         """A file's name for error messages."""

@@ -14,7 +14,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer import modules as models
 
 from minibert.encoders import CrossEncoder, Pooling, SentenceEncoder
-from minibert.errors import ConfigError
+from minibert.errors import CheckpointError, ConfigError
 
 TEXTS = [
     "A man is eating food.",
@@ -428,3 +428,18 @@ def test_modern_embedding_folders_equal_sentence_transformers(architecture, tmp_
     ours, theirs = both(tmp_path / "st")
     for prompt_name in ("query", "document"):
         assert_close(ours.encode(TEXTS, prompt_name=prompt_name), theirs.encode(TEXTS, prompt_name=prompt_name))
+
+
+def test_a_module_path_outside_the_folder_is_refused(st_folder, tmp_path):
+    """modules.json is data from the folder: a module path must not lead a load elsewhere."""
+    folder = tmp_path / "st"
+    shutil.copytree(st_folder("outside", pooling_mode="mean"), folder)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[1]["path"] = "../elsewhere"
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(
+        folder / modules[1]["path"].replace("../elsewhere", "1_Pooling") / "config.json", tmp_path / "elsewhere"
+    )
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(CheckpointError, match="outside"):
+        SentenceEncoder(folder, device="cpu")
