@@ -217,6 +217,7 @@ class DisentangledSelfAttention(SelfAttention):
         eager = self.attn_implementation == "eager" or output_attentions
         dropout = self.dropout_prob if self.training else 0.0
         scale = (self.head_size * self.scale_factor) ** -0.5
+        k, v = mask.hide_padding(k), mask.hide_padding(v)  # padding never reaches real tokens, even as NaN
         context, probs = attend(q, k, v, bias, dropout, eager, scale)  # (B, nh, T, hs)
         context = context.transpose(1, 2).flatten(2)  # (B, T, nh * hs)
         return mask.to_tokens(context), probs

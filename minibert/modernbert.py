@@ -131,7 +131,7 @@ class ModernBertMask(AttentionMask):
         unpad: bool,
     ) -> ModernBertMask:
         """The mask of one forward pass, computed once for every layer: padding, the window, each kind's rotation."""
-        mask = cls.from_padding(attention_mask, hidden_states.dtype, unpad=unpad)
+        mask = cls.from_padding(attention_mask, hidden_states.dtype, unpad=unpad, embeddings=hidden_states)
         length, dtype, device = hidden_states.shape[1], hidden_states.dtype, hidden_states.device
         window_bias = mask.bias  # a window that spans the whole sequence masks only padding
         if "sliding_attention" in config.layer_types and length - 1 > config.sliding_window:
@@ -186,6 +186,7 @@ class ModernBertAttention(nn.Module):
         q, k = (apply_rotary(x, cos, sin, in_float32=True) for x in (q, k))
         eager = self.attn_implementation == "eager" or output_attentions
         dropout = self.dropout_prob if self.training else 0.0
+        k, v = mask.hide_padding(k), mask.hide_padding(v)  # padding never reaches real tokens, even as NaN
         context, probs = attend(q, k, v, bias, dropout, eager)  # (B, nh, T, hs)
         context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, H)
         return self.out_drop(self.Wo(mask.to_tokens(context))), probs

@@ -86,6 +86,7 @@ class NomicBertAttention(nn.Module):
         q, k = apply_rotary(q, *mask.rotary), apply_rotary(k, *mask.rotary)  # (B, nh, T, hs)
         eager = self.attn_implementation == "eager" or output_attentions
         dropout = self.dropout_prob if self.training else 0.0
+        k, v = mask.hide_padding(k), mask.hide_padding(v)  # padding never reaches real tokens, even as NaN
         context, probs = attend(q, k, v, mask.bias, dropout, eager)  # (B, nh, T, hs)
         context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, nh * hs)
         return self.o_proj(mask.to_tokens(context)), probs  # (B, T, H), or (N, H)
