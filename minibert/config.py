@@ -1172,6 +1172,8 @@ class ModernBertConfig(EncoderConfig):
             object.__setattr__(self, generic, getattr(self, own))
         for generic, value in self.FIXED.items():
             object.__setattr__(self, generic, value)
+        check_field_types(self)  # before a list of num_hidden_layers entries is built from the count
+        check_size(self)
         if self.layer_types is None and isinstance(self.num_hidden_layers, int):
             object.__setattr__(self, "layer_types", every_nth_layer_global(self.num_hidden_layers, 3))
         object.__setattr__(self, "rope_parameters", modernbert_rope_parameters(self.rope_parameters))

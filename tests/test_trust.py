@@ -1146,3 +1146,8 @@ def test_command_line_says_what_is_wrong_in_one_line_and_exits_2(cli_folder, cap
     errors = [line for line in err.splitlines() if line.startswith(f"minibert {command}: error: ")]
     assert len(errors) == 1 and named in errors[0], err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == errors[0]
+
+
+def test_a_modernbert_config_too_large_to_build_is_refused_before_its_layer_list_is_made():
+    with pytest.raises(minibert.ConfigError, match="num_hidden_layers=1,000,000,000"):
+        minibert.ModernBertConfig(num_hidden_layers=10**9)
