@@ -4,7 +4,12 @@ A checkpoint folder holds one of the layouts in ``hub.WEIGHT_FILES``: a single
 safetensors or pickle (``.bin``) file, or shards listed by an index. Tensors are
 read lazily, one key at a time, so loading never holds the file's tensors and
 the model's at once. Pickles are read with ``weights_only=True``: a pickle that
-tries to run code is refused, never executed.
+tries to run code is refused, never executed. Every file opened is a regular file
+inside the folder (``minibert.files``), and in a sharded checkpoint each tensor
+comes from the shard its index names.
+
+Writing is all or nothing: the files are written under temporary names, then renamed
+into place together (``write_files``), so a failed save leaves the old checkpoint as it was.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 import warnings
@@ -270,7 +271,8 @@ def fill_mask_command(args: argparse.Namespace) -> int:
             print(text)
         for number, predictions in enumerate(masks, start=1):
             print(f"mask {number}: " + ", ".join(f"{p.label} ({p.score:.3f})" for p in predictions))
-    return 0
+    # A text whose masks truncation cut off has no answer (fill_mask warned why): the command failed for it.
+    return 2 if any(not masks for masks in answers) else 0
 
 
 def embed_command(args: argparse.Namespace) -> int:
@@ -424,6 +426,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     def show_warning(message: Warning | str, *_: object, **__: object) -> None:
         print(f"minibert {args.command}: warning: {one_line(message)}", file=sys.stderr)
 
+    # Library log records at warning level reach stderr in the same one-line form. The loader's
+    # note on initialised tensors is left to the tasks, whose warning says what it means for them.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"minibert {args.command}: warning: %(message)s"))
+    handler.addFilter(lambda record: args.command in ("inspect", "verify") or record.name != "minibert.pretrained")
+    library = logging.getLogger("minibert")
+    library.addHandler(handler)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = show_warning
@@ -432,6 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (MinibertError, OSError, ValueError) as error:  # one line, no traceback: the message says what to do
             print(f"minibert {args.command}: error: {one_line(error)}", file=sys.stderr)
             return 2
+        finally:
+            library.removeHandler(handler)
 
 
 def one_line(message: object) -> str:

@@ -118,7 +118,8 @@ def read_index(path: Path) -> dict[str, str]:
         raise CheckpointError(f"{path}: not a valid checkpoint index ('weight_map' must map tensor names to shards)")
     for key, shard in weight_map.items():
         parts = PurePosixPath(shard).parts
-        if not parts or shard.startswith("/") or ".." in parts or any(c in shard for c in "\\\0") or ":" in parts[0]:
+        escapes = not parts or shard.startswith("/") or ".." in parts or ":" in parts[0]  # "C:" on Windows
+        if escapes or "\\" in shard or "\0" in shard:
             raise CheckpointError(
                 f"{path}: entry {key!r} names shard {shard!r}, which is not a file inside the checkpoint folder"
             )

@@ -1,9 +1,10 @@
 """The base class of every minibert model: ``from_pretrained``, ``save_pretrained``, weight init and tying.
 
 Loading runs in four phases, each a function below: build the model on the ``meta`` device
-and *allocate* uninitialised storage for it (no memory is touched yet); *initialise* only the
-modules whose tensors the checkpoint lacks; *read* the checkpoint's tensors in, one at a time,
-as the model's own (no second copy); *verify* a sample of every loaded tensor against the file.
+and, once it is known to fit in memory (``check_fits``), *allocate* uninitialised storage for it
+(no memory is touched yet); *initialise* only the modules whose tensors the checkpoint lacks;
+*read* the checkpoint's tensors in, one at a time, as the model's own (no second copy), noting
+any that hold NaN or Inf; *verify* a sample of every loaded tensor against the file.
 
 The rest is what transformers' models do and their users call: the ``return_dict`` and
 output-flag conventions, speed switches, and the changes fine-tuning makes to a model (a

@@ -333,6 +333,92 @@ GTE_CONFIGS = {
         rope_parameters={"rope_type": "default", "rope_theta": 5000.0},
     ),
 }
+# NomicBERT: head_dim other than hidden / heads, with heads that do not divide hidden_size (-b), rotary
+# bases, an untied decoder; -r is expressible in the remote code's config (intermediate a multiple of
+# 256, no head_dim, no biases).
+NOMIC_BERT_CONFIGS = {
+    "nomic-a": dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,  # head_dim 8, the default
+        intermediate_size=37,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=0,
+    ),
+    "nomic-b": dict(
+        vocab_size=120,
+        hidden_size=30,
+        num_hidden_layers=3,
+        num_attention_heads=4,  # does not divide 30: heads are head_dim wide, 4 * 6 = 24 features
+        head_dim=6,
+        intermediate_size=50,
+        hidden_act="gelu",
+        max_position_embeddings=40,
+        type_vocab_size=3,
+        pad_token_id=5,
+        layer_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 50.0},
+        tie_word_embeddings=False,
+        num_labels=3,
+    ),
+    "nomic-r": dict(
+        vocab_size=128,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+        max_position_embeddings=48,
+        type_vocab_size=2,
+        pad_token_id=0,
+        rope_parameters={"rope_type": "default", "rope_theta": 250.0},
+    ),
+}
+# DeBERTa (test_deberta_v2.py says why each field): v3 as microsoft/deberta-v3-* (log buckets, shared
+# position projections, no token types, v3's masked-LM head); v2 with the convolution, narrower
+# embeddings, no buckets, token types, the legacy masked-LM head.
+DEBERTA_CONFIGS = {
+    "deberta-v3": dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        type_vocab_size=0,
+        relative_attention=True,
+        pos_att_type="p2c|c2p",
+        share_att_key=True,
+        position_buckets=8,
+        max_relative_positions=24,  # distances past 23 reach buckets beyond the table: clamped
+        norm_rel_ebd="layer_norm",
+        position_biased_input=False,
+        pad_token_id=0,
+        legacy=False,
+    ),
+    "deberta-v2": dict(
+        vocab_size=80,
+        hidden_size=24,
+        embedding_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=3,
+        intermediate_size=30,
+        hidden_act="gelu_new",
+        max_position_embeddings=40,
+        type_vocab_size=2,
+        relative_attention=True,
+        pos_att_type=["c2p", "p2c"],
+        max_relative_positions=-1,
+        conv_kernel_size=3,
+        conv_groups=3,
+        conv_act="gelu",
+        pad_token_id=3,
+        layer_norm_eps=1e-5,
+        pooler_hidden_act="tanh",
+        num_labels=3,
+    ),
+}
 CONFIGS = {
     **BERT_CONFIGS,
     **ROBERTA_CONFIGS,
@@ -343,6 +429,8 @@ CONFIGS = {
     **ELECTRA_CONFIGS,
     **MPNET_CONFIGS,
     **GTE_CONFIGS,
+    **NOMIC_BERT_CONFIGS,
+    **DEBERTA_CONFIGS,
 }
 
 BERT_CLASSES = [
@@ -393,6 +481,8 @@ ELECTRA_CLASSES = [
 ]
 MPNET_CLASSES = [name.replace("DistilBert", "MPNet") for name in DISTILBERT_CLASSES]
 GTE_CLASSES = ["GteModel", "GteForMaskedLM", "GteForSequenceClassification", "GteForTokenClassification"]
+NOMIC_BERT_CLASSES = [name.replace("Gte", "NomicBert") for name in GTE_CLASSES]
+DEBERTA_CLASSES = [name.replace("DistilBert", "DebertaV2") for name in DISTILBERT_CLASSES]
 CLASSES = (
     BERT_CLASSES
     + ROBERTA_CLASSES
@@ -403,6 +493,8 @@ CLASSES = (
     + ELECTRA_CLASSES
     + MPNET_CLASSES
     + GTE_CLASSES
+    + NOMIC_BERT_CLASSES
+    + DEBERTA_CLASSES
 )
 # family -> (configs, class-name prefix, transformers config class)
 FAMILIES = {
@@ -415,6 +507,8 @@ FAMILIES = {
     "electra": (ELECTRA_CONFIGS, "Electra", transformers.ElectraConfig),
     "mpnet": (MPNET_CONFIGS, "MPNet", transformers.MPNetConfig),
     "gte": (GTE_CONFIGS, "Gte", transformers.GteConfig),
+    "nomic": (NOMIC_BERT_CONFIGS, "NomicBert", transformers.NomicBertConfig),
+    "deberta": (DEBERTA_CONFIGS, "DebertaV2", transformers.DebertaV2Config),
 }
 
 
@@ -437,14 +531,15 @@ def config_names_for(class_name: str) -> list[str]:
     return list(FAMILIES[family_of(class_name)][0])
 
 
-def hf_config(config_name: str) -> transformers.PretrainedConfig:
-    return FAMILIES[family_of(config_name)][2](**CONFIGS[config_name])
+def hf_config(config_name: str, **changes) -> transformers.PretrainedConfig:
+    return FAMILIES[family_of(config_name)][2](**{**CONFIGS[config_name], **changes})
 
 
-def hf_model(class_name: str, config_name: str, seed: int = 0, attn: str = "sdpa") -> torch.nn.Module:
-    """A transformers model with random weights, every tensor non-trivial (biases and LayerNorms too)."""
+def hf_model(class_name: str, config_name: str, seed: int = 0, attn: str = "sdpa", **changes) -> torch.nn.Module:
+    """A transformers model with random weights, every tensor non-trivial (biases and LayerNorms too);
+    ``changes`` override config fields."""
     torch.manual_seed(seed)
-    config = hf_config(config_name)
+    config = hf_config(config_name, **changes)
     if class_name.endswith(("QuestionAnswering", "AlbertForPreTraining")):
         config.num_labels = 2  # a start and an end score per token; in order or swapped
     model_class = getattr(transformers, class_name)
@@ -454,8 +549,10 @@ def hf_model(class_name: str, config_name: str, seed: int = 0, attn: str = "sdpa
         for name, param in model.named_parameters():
             if name.endswith("bias") or "norm" in name.lower():  # LayerNorm, layer_norm, GTE's attn_layernorm
                 param.add_(torch.randn_like(param) * 0.1)
-            if "relative_attention_bias" in name:  # MPNet's: init std 0.02 would hide a wrong bucket
-                param.normal_(0.0, 1.0)
+            if "relative_attention_bias" in name or "rel_embeddings" in name:  # MPNet's, DeBERTa's: init std
+                param.normal_(0.0, 1.0)  # 0.02 would hide a wrong bucket
+            if name.endswith("conv.conv.weight"):  # DeBERTa's convolution
+                param.normal_(0.0, 0.3)
     return model.eval()
 
 

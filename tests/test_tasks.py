@@ -229,3 +229,9 @@ def test_a_head_initialised_at_random_is_named_in_a_warning(minilm_dir):
         warnings.simplefilter("always")
         classify(model, AutoTokenizer.from_pretrained(minilm_dir), "some text")
     assert any("classifier.weight, classifier.bias: not in the checkpoint" in str(w.message) for w in caught)
+
+
+def test_fill_mask_command_with_the_mask_cut_off_by_truncation_fails(minilm_dir, capsys):
+    text = "word " * 600 + "the [MASK] is here"
+    assert main(["fill-mask", str(minilm_dir), text]) == 2
+    assert "the mask tokens lie past the 512 tokens" in capsys.readouterr().err
