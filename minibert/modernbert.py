@@ -351,7 +351,15 @@ class ModernBertModel(ModernBertPreTrainedModel):
                 "global and sliding-window masks from it (masks prepared by layer type are not supported)"
             )
         inputs = (input_ids, attention_mask, None, position_ids, inputs_embeds)
-        check_inputs(config, *inputs, 0, config.hidden_size, bounded_positions=False)  # rotary: any length goes
+        dtype = self.embeddings.tok_embeddings.weight.dtype
+        input_ids, _, position_ids = check_inputs(  # ids of any integer dtype come back as long
+            config,
+            *inputs,
+            0,
+            config.hidden_size,
+            bounded_positions=False,
+            dtype=dtype,  # rotary: any length goes
+        )
         hidden_states = self.embeddings(input_ids, inputs_embeds)  # (B, T, H)
         if position_ids is None:
             position_ids = torch.arange(hidden_states.shape[1], device=hidden_states.device)[None]  # (1, T)

@@ -1151,3 +1151,29 @@ def test_command_line_says_what_is_wrong_in_one_line_and_exits_2(cli_folder, cap
 def test_a_modernbert_config_too_large_to_build_is_refused_before_its_layer_list_is_made():
     with pytest.raises(minibert.ConfigError, match="num_hidden_layers=1,000,000,000"):
         minibert.ModernBertConfig(num_hidden_layers=10**9)
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.uint8])
+def test_modernbert_takes_ids_of_any_integer_dtype(tmp_path, dtype):
+    config = transformers.ModernBertConfig(
+        vocab_size=60,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=40,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        cls_token_id=1,
+        sep_token_id=2,
+    )
+    torch.manual_seed(0)
+    theirs = transformers.ModernBertModel(config).eval()
+    theirs.save_pretrained(tmp_path)
+    ours = minibert.ModernBertModel.from_pretrained(tmp_path)
+    ids = torch.randint(1, 60, (2, 9))
+    with torch.no_grad():  # transformers' ModernBERT refuses int16 ids: its reference is the same ids as long
+        torch.testing.assert_close(
+            ours(ids.to(dtype)).last_hidden_state, theirs(ids).last_hidden_state, atol=1e-5, rtol=0
+        )
