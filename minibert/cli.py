@@ -188,7 +188,13 @@ def verify(args: argparse.Namespace) -> int:
     reference_cls = getattr(transformers, cls.__name__)
     transformers.utils.logging.disable_progress_bar()
     start = time.perf_counter()
-    reference = reference_cls.from_pretrained(str(source)).eval()
+    try:
+        reference = reference_cls.from_pretrained(str(source)).eval()
+    except Exception as error:  # transformers raises many types on folders minibert loaded: one line, no traceback
+        raise MinibertError(
+            f"{source}: minibert loaded it, but transformers cannot, so there is nothing to compare with "
+            f"({type(error).__name__}: {one_line(error)})"
+        ) from error
     reference_seconds = time.perf_counter() - start
 
     inputs = verification_inputs(config, cls)

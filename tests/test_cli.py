@@ -2,7 +2,9 @@
 
 import io
 import json
+import shutil
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -152,3 +154,13 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"minibert {minibert.__version__}"
+
+
+def test_verify_says_in_one_line_when_transformers_cannot_load_what_minibert_loaded(checkpoint_dir, tmp_path, capsys):
+    """transformers' loader failing deep inside (simulated) is one line on stderr, exit 2, no traceback."""
+    folder = tmp_path / "ckpt"
+    shutil.copytree(checkpoint_dir("BertModel", "bert-a"), folder)
+    with mock.patch("transformers.BertModel.from_pretrained", side_effect=KeyError("deep inside")):
+        assert main(["verify", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "transformers cannot" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
