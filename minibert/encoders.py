@@ -29,7 +29,7 @@ from minibert.auto import AutoConfig, AutoModel, AutoModelForSequenceClassificat
 from minibert.errors import CheckpointError, CheckpointNotFoundError, ConfigError
 from minibert.files import confined, read_json
 from minibert.pretrained import PreTrainedModel
-from minibert.tasks import check_positive, check_texts, check_top_k, fast_path, run_by_length, warn_if_untrained
+from minibert.tasks import check_positive, check_texts, check_top_k, run_by_length, warn_if_untrained
 from minibert.tokenization import AutoTokenizer, PreTrainedTokenizer
 from minibert.tokenization.normalizers import lowercase
 
@@ -588,16 +588,15 @@ class SentenceEncoder(nn.Module):
                 embeddings = F.normalize(embeddings, p=2, dim=1)
             return embeddings.cpu() if convert_to_numpy else embeddings
 
-        with fast_path(self.model):
-            rows = run_by_length(
-                [(prompt or "") + text for text in texts],
-                lambda chunk: self.tokenizer(chunk, truncation=True, max_length=self.max_seq_length),
-                run,
-                model=self.model,
-                pad_token_id=self.tokenizer.pad_token_id,
-                batch_size=batch_size,
-                show_progress_bar=bool(show_progress_bar),
-            )
+        rows = run_by_length(
+            [(prompt or "") + text for text in texts],
+            lambda chunk: self.tokenizer(chunk, truncation=True, max_length=self.max_seq_length),
+            run,
+            model=self.model,
+            pad_token_id=self.tokenizer.pad_token_id,
+            batch_size=batch_size,
+            show_progress_bar=bool(show_progress_bar),
+        )
         if output_value == "token_embeddings":
             return rows[0] if single else rows
         return output(torch.stack(rows), single, convert_to_numpy, convert_to_tensor)
@@ -753,21 +752,20 @@ class CrossEncoder(nn.Module):
                 scores = scores.softmax(dim=1)
             return scores
 
-        with fast_path(self.model):
-            rows = run_by_length(
-                [(prompt + first, second) for first, second in pairs],
-                lambda chunk: self.tokenizer(
-                    [first for first, _ in chunk],
-                    [second for _, second in chunk],
-                    truncation="longest_first",
-                    max_length=self.max_seq_length,
-                ),
-                run,
-                model=self.model,
-                pad_token_id=self.tokenizer.pad_token_id,
-                batch_size=batch_size,
-                show_progress_bar=bool(show_progress_bar),
-            )
+        rows = run_by_length(
+            [(prompt + first, second) for first, second in pairs],
+            lambda chunk: self.tokenizer(
+                [first for first, _ in chunk],
+                [second for _, second in chunk],
+                truncation="longest_first",
+                max_length=self.max_seq_length,
+            ),
+            run,
+            model=self.model,
+            pad_token_id=self.tokenizer.pad_token_id,
+            batch_size=batch_size,
+            show_progress_bar=bool(show_progress_bar),
+        )
         return output(torch.stack(rows), single, convert_to_numpy and not convert_to_tensor, convert_to_tensor)
 
     def rank(

@@ -118,7 +118,7 @@ def run_by_length(
     batch_size: int,
     show_progress_bar: bool = False,
 ) -> list[Any]:
-    """``run`` on padded batches of similar length; one result per item, in the items' order.
+    """``run`` on padded batches of similar length, on the fast path; one result per item, in the items' order.
 
     The items are tokenised a chunk at a time (``tokenize`` returns unpadded id lists), sorted by
     token count, longest first, and cut into batches: lengths [3, 9, 5, 9] in batches of 2 run as
@@ -132,7 +132,8 @@ def run_by_length(
     names = set(inspect.signature(model.forward).parameters)
     results: list[Any] = [None] * len(items)
     chunk = batch_size * CHUNK_BATCHES
-    with tqdm(total=math.ceil(len(items) / batch_size), desc="Batches", disable=not show_progress_bar) as bar:
+    progress = tqdm(total=math.ceil(len(items) / batch_size), desc="Batches", disable=not show_progress_bar)
+    with fast_path(model), progress as bar:
         for start in range(0, len(items), chunk):
             encodings = tokenize(list(items[start : start + chunk]))
             lengths = [len(ids) for ids in encodings["input_ids"]]
@@ -204,16 +205,15 @@ def fill_mask(
             scores, ids = scores[count:], ids[count:]
         return rows
 
-    with fast_path(model):
-        results = run_by_length(
-            texts,
-            lambda chunk: tokenizer(chunk, truncation=True, max_length=max_length),
-            run,
-            batch_size=batch_size,
-            model=model,
-            pad_token_id=tokenizer.pad_token_id,
-            show_progress_bar=show_progress_bar,
-        )
+    results = run_by_length(
+        texts,
+        lambda chunk: tokenizer(chunk, truncation=True, max_length=max_length),
+        run,
+        batch_size=batch_size,
+        model=model,
+        pad_token_id=tokenizer.pad_token_id,
+        show_progress_bar=show_progress_bar,
+    )
     cut = [i for i, masks in enumerate(results) if not masks]
     if cut:
         warnings.warn(
@@ -261,16 +261,15 @@ def embed(
         hidden = model.base_model(**inputs).last_hidden_state  # (B, T, H)
         return mean_pool(hidden, inputs["attention_mask"])  # (B, H)
 
-    with fast_path(model):
-        rows = run_by_length(
-            texts,
-            lambda chunk: tokenizer(chunk, truncation=True, max_length=max_length),
-            run,
-            batch_size=batch_size,
-            model=model,
-            pad_token_id=tokenizer.pad_token_id,
-            show_progress_bar=show_progress_bar,
-        )
+    rows = run_by_length(
+        texts,
+        lambda chunk: tokenizer(chunk, truncation=True, max_length=max_length),
+        run,
+        batch_size=batch_size,
+        model=model,
+        pad_token_id=tokenizer.pad_token_id,
+        show_progress_bar=show_progress_bar,
+    )
     embeddings = torch.stack(rows)  # (N, H)
     if normalize:
         embeddings = F.normalize(embeddings, p=2, dim=1)
@@ -307,16 +306,15 @@ def classify(
         logits = model(**inputs).logits  # (B, num_labels)
         return logits.sigmoid() if multi_label else logits.softmax(dim=-1)
 
-    with fast_path(model):
-        rows = run_by_length(
-            texts,
-            lambda chunk: tokenizer(chunk, truncation=True, max_length=max_length),
-            run,
-            batch_size=batch_size,
-            model=model,
-            pad_token_id=tokenizer.pad_token_id,
-            show_progress_bar=show_progress_bar,
-        )
+    rows = run_by_length(
+        texts,
+        lambda chunk: tokenizer(chunk, truncation=True, max_length=max_length),
+        run,
+        batch_size=batch_size,
+        model=model,
+        pad_token_id=tokenizer.pad_token_id,
+        show_progress_bar=show_progress_bar,
+    )
     top_scores, top_ids = torch.stack(rows).topk(top_k, dim=-1)  # (N, top_k)
     answers = [
         [Prediction(model.config.id2label[i], s, i) for s, i in zip(row_scores, row_ids, strict=True)]
