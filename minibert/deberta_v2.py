@@ -67,6 +67,7 @@ from minibert.checkpoint import Checkpoint
 from minibert.config import DebertaV2Config, EncoderConfig
 from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, ModelOutput, QuestionAnsweringModelOutput
+from minibert.pretrained import check_return_dict
 
 logger = logging.getLogger(__name__)
 
@@ -359,15 +360,6 @@ class DebertaV2Encoder(Encoder):
 
 
 # -- the base model ---------------------------------------------------------------------------
-
-
-def check_return_dict(model: nn.Module, return_dict: bool | None) -> None:
-    """``return_dict`` reaches ``forward`` only when given by position: ``PreTrainedModel.__call__`` takes it by
-    keyword, and that is where it is applied."""
-    if return_dict is not None:
-        raise TypeError(
-            f"{type(model).__name__}: pass return_dict by keyword, e.g. model(input_ids, return_dict=False)"
-        )
 
 
 class DebertaV2PreTrainedModel(BertPreTrainedModel):

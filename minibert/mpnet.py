@@ -48,6 +48,7 @@ from minibert.bert import (
 )
 from minibert.config import EncoderConfig, MPNetConfig
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, ModelOutput, QuestionAnsweringModelOutput
+from minibert.pretrained import check_return_dict
 
 # -- relative positions -------------------------------------------------------------------
 
@@ -180,18 +181,12 @@ class IgnoredInputs(TypedDict, total=False):
 
 
 def check_call(model: nn.Module, return_dict: bool | None, ignored: dict[str, Any]) -> None:
-    """Refuse keyword arguments MPNet has no use for, but ``token_type_ids``: transformers drops those, and so do these.
-
-    ``return_dict`` reaches ``forward`` only when given by position: ``PreTrainedModel.__call__``
-    takes it by keyword, and that is where it is applied.
-    """
+    """Refuse keyword arguments MPNet has no use for, but ``token_type_ids``: transformers drops those, and so do these;
+    and a ``return_dict`` given by position (``check_return_dict``)."""
     unknown = sorted(ignored.keys() - IgnoredInputs.__optional_keys__)
     if unknown:
         raise TypeError(f"{type(model).__name__}.forward() got an unexpected keyword argument {unknown[0]!r}")
-    if return_dict is not None:
-        raise TypeError(
-            f"{type(model).__name__}: pass return_dict by keyword, e.g. model(input_ids, return_dict=False)"
-        )
+    check_return_dict(model, return_dict)
 
 
 class MPNetPreTrainedModel(BertPreTrainedModel):

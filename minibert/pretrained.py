@@ -62,6 +62,15 @@ REFUSED_INPUTS = {
 }
 
 
+def check_return_dict(model: nn.Module, return_dict: bool | None) -> None:
+    """For forwards that name ``return_dict`` (transformers' MPNet and DeBERTa do): it reaches ``forward``
+    only when given by position, since ``PreTrainedModel.__call__`` takes it by keyword and applies it."""
+    if return_dict is not None:
+        raise TypeError(
+            f"{type(model).__name__}: pass return_dict by keyword, e.g. model(input_ids, return_dict=False)"
+        )
+
+
 class PreTrainedModel(nn.Module):
     """What every model shares; subclasses set ``config_class`` and ``base_model_prefix``."""
 
