@@ -53,6 +53,7 @@ from minibert.bert import (
 )
 from minibert.config import EncoderConfig, GteConfig
 from minibert.loading import KeyRule
+from minibert.nomic_bert import NomicBertLayer
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput
 from minibert.rotary import RotaryEmbedding
 
@@ -140,25 +141,11 @@ class GteMLP(nn.Module):
         return self.down_proj(self.dropout(gated))  # (B, T, H)
 
 
-class GteLayer(nn.Module):
-    """Attention, then the gated feed-forward block, each with dropout, residual and LayerNorm after (``GteLayer``)."""
+class GteLayer(NomicBertLayer):
+    """NomicBERT's layer (post-LayerNorm attention, gated feed-forward) with GTE's attention and MLP."""
 
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__()
-        self.self_attn = GteAttention(config)
-        self.post_attention_dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = GteMLP(config)
-        self.post_mlp_dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.post_mlp_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(
-        self, hidden_states: Tensor, mask: AttentionMask, output_attentions: bool = False
-    ) -> tuple[Tensor, Tensor | None]:
-        attended, probs = self.self_attn(hidden_states, mask, output_attentions)  # (B, T, H)
-        hidden_states = self.post_attention_layernorm(hidden_states + self.post_attention_dropout(attended))
-        fed = self.mlp(hidden_states)  # (B, T, H)
-        return self.post_mlp_layernorm(hidden_states + self.post_mlp_dropout(fed)), probs
+    attention_class = GteAttention
+    mlp_class = GteMLP
 
 
 # -- the keys of GTE's files ------------------------------------------------------------------

@@ -107,14 +107,20 @@ class NomicBertMLP(nn.Module):
 
 
 class NomicBertLayer(nn.Module):
-    """Attention, then the MLP, each followed by dropout, the residual sum and LayerNorm (``NomicBertLayer``)."""
+    """Attention, then the MLP, each followed by dropout, the residual sum and LayerNorm (``NomicBertLayer``).
 
-    def __init__(self, config: NomicBertConfig) -> None:
+    GTE's layer is this one with its own attention and MLP classes.
+    """
+
+    attention_class: ClassVar[type[nn.Module]] = NomicBertAttention
+    mlp_class: ClassVar[type[nn.Module]] = NomicBertMLP
+
+    def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
-        self.self_attn = NomicBertAttention(config)
+        self.self_attn = self.attention_class(config)
         self.post_attention_dropout = nn.Dropout(config.hidden_dropout_prob)
         self.post_attention_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.mlp = NomicBertMLP(config)
+        self.mlp = self.mlp_class(config)
         self.post_mlp_dropout = nn.Dropout(config.hidden_dropout_prob)
         self.post_mlp_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
