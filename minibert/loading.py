@@ -416,8 +416,15 @@ def same_bits(a: Tensor, b: Tensor) -> bool:
 
 
 def all_finite(tensor: Tensor) -> bool:
-    """No NaN and no Inf in ``tensor``: one pass, min and max (both NaN if any value is), no copy."""
+    """No NaN and no Inf in ``tensor``, with no copy.
+
+    A NaN or an Inf makes the sum non-finite, so a finite sum (one fast pass) settles it; a sum
+    that overflowed is then checked exactly, by min and max (both NaN if any value is).
+    """
     if tensor.numel() == 0 or not tensor.is_floating_point():
         return True
-    low, high = torch.aminmax(tensor.detach())
+    tensor = tensor.detach()
+    if bool(torch.isfinite(tensor.sum())):
+        return True
+    low, high = torch.aminmax(tensor)
     return bool(torch.isfinite(low) & torch.isfinite(high))
