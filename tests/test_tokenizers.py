@@ -80,9 +80,7 @@ def pairs(tokenizer_folders):
 
 
 def reference_call(reference, kind: str, *args, **kwargs):
-    """transformers' output; ALBERT is asked for token types, which transformers 5 leaves out by default."""
-    if type(reference).__name__ == "AlbertTokenizer":
-        kwargs.setdefault("return_token_type_ids", True)
+    """transformers' output, keys and all (ALBERT's has no token types unless asked, as minibert's)."""
     return reference(*args, **kwargs)
 
 
@@ -264,8 +262,7 @@ def test_auto_tokenizer_picks_the_class_transformers_picks(pairs, kind):
     assert type(ours) is CLASSES[kind]
     theirs_name = "PreTrainedTokenizer" if type(theirs).__name__ == "TokenizersBackend" else type(theirs).__name__
     assert type(ours).__name__ == theirs_name
-    if type(ours) is not AlbertTokenizer:  # which returns token types, unlike transformers 5
-        assert ours.model_input_names == tuple(theirs.model_input_names)
+    assert ours.model_input_names == tuple(theirs.model_input_names)
 
 
 def test_a_class_reads_the_files_of_its_model(tokenizer_folders):

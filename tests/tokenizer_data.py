@@ -43,15 +43,12 @@ CORPUS += [
     "[SEP]",
     "<mask>",
 ]
-# Code points assigned after the Unicode tables inside tokenizers were made (see minibert.tokenization's docstring).
-NEWER_THAN_TOKENIZERS = {"\u061d", "\U0001f16c"}
 # The Unicode blocks text is written in: Latin to Arabic, Devanagari, Thai, Hangul, Greek and Latin extended,
 # punctuation and symbols, CJK and kana, fullwidth forms, emoji.
 BLOCKS = [(0x0000, 0x06FF), (0x0900, 0x097F), (0x0E00, 0x0E7F), (0x1100, 0x11FF), (0x1E00, 0x27BF)]
 BLOCKS += [(0x3000, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xF900, 0xFFFF)]
 BLOCKS += [(0x1F000, 0x1FAFF)]
 CHARACTERS = [chr(cp) for a, b in BLOCKS for cp in range(a, b + 1) if not 0xD800 <= cp <= 0xDFFF]
-CHARACTERS = [char for char in CHARACTERS if char not in NEWER_THAN_TOKENIZERS]
 SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 SPECIAL_ROBERTA = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 SPECIAL_ALBERT = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]

@@ -22,10 +22,10 @@ through it, and each imports only the ones before it:
 
 Where Rust and Python define something differently, the stages follow Rust, since the aim is the ids of
 ``transformers``' fast tokenizers: whitespace is Unicode's White_Space (not ``str.isspace``), and
-lowercasing goes character by character (no word-final ς). One difference remains: the Unicode tables
-of each side have their own age (those inside tokenizers predate Unicode 9, Python 3.11's are Unicode
-14), so a few hundred rare code points assigned or reclassified since may normalise or split
-differently. The tests compare every code point of the blocks text is commonly written in.
+lowercasing goes character by character (no word-final ς). The Unicode tables differ too (those
+inside tokenizers are Unicode 8 and 9 for normal forms and categories, Python 3.11's are Unicode 14):
+``characters`` answers from ``unicode_overrides.json``, the few hundred code points where the two
+disagree, written and checked by ``scripts/unicode_tables.py`` over all of Unicode.
 """
 
 from minibert.errors import TokenizerError

@@ -55,12 +55,16 @@ CHAR_TO_BYTE = {char: byte for byte, char in enumerate(BYTE_TO_CHAR)}
 def byte_level_decode(tokens: list[str]) -> str:
     """Map characters back to bytes and read them as UTF-8; broken sequences become U+FFFD.
 
-    ``["Hello", "Ġw", "Ã©"]`` -> ``"Hello wé"``.
+    ``["Hello", "Ġw", "Ã©"]`` -> ``"Hello wé"``. A token with a character outside the byte alphabet
+    is text already, kept whole (``[" Zürich"]`` stays, its ü is not read as byte 0xFC), as in
+    tokenizers' ``ByteLevel::decode_chain`` (pre_tokenizers/byte_level.rs).
     """
     data = bytearray()
-    for char in "".join(tokens):
-        byte = CHAR_TO_BYTE.get(char)
-        data += char.encode("utf-8") if byte is None else bytes((byte,))
+    for token in tokens:
+        if all(char in CHAR_TO_BYTE for char in token):
+            data += bytes(CHAR_TO_BYTE[char] for char in token)
+        else:
+            data += token.encode("utf-8")
     return data.decode("utf-8", errors="replace")
 
 

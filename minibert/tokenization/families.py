@@ -4,8 +4,9 @@ transformers 5 takes only the vocabulary from a folder and builds the other step
 ``__init__`` of each tokenizer class (models/*/tokenization_*.py), from the options of
 tokenizer_config.json: its BertTokenizer lowercases when ``do_lower_case`` says so, whatever
 tokenizer.json's normalizer says. The classes here do the same: ``spec`` writes the tokenizer.json
-that transformers builds, and ``PreTrainedTokenizer`` runs it. The vocabulary comes from whichever
-file holds it:
+that transformers builds, and ``PreTrainedTokenizer`` runs it; the tokenizer's ``pipeline_source`` says
+so, and ``from_pretrained(..., pipeline_from="tokenizer.json")`` runs the folder's file whole instead.
+The vocabulary comes from whichever file holds it:
 
 - WordPiece, from tokenizer.json or vocab.txt: ``BertTokenizer`` (ELECTRA's too), ``DistilBertTokenizer``
   and ``MPNetTokenizer``;
@@ -65,6 +66,7 @@ class BertTokenizer(PreTrainedTokenizer):
     """
 
     model_kind = "WordPiece"
+    rebuilds = True
     model_input_names = ("input_ids", "token_type_ids", "attention_mask")
     default_special_tokens = {
         "unk_token": "[UNK]",
@@ -128,7 +130,9 @@ class MPNetTokenizer(BertTokenizer):
 
     @classmethod
     def processor(cls, ids: dict[str, int], special: dict[str, str], path: Path) -> Spec:
-        return processor("RobertaProcessing", ids, special, ("cls_token", "sep_token"), path)
+        # transformers' MPNetTokenizer trims offsets and adds no prefix space (which they need to know).
+        framing = processor("RobertaProcessing", ids, special, ("cls_token", "sep_token"), path)
+        return framing | {"add_prefix_space": False}
 
 
 # --- BPE ---------------------------------------------------------------------------------------------------------
@@ -143,6 +147,7 @@ class RobertaTokenizer(PreTrainedTokenizer):
     """
 
     model_kind = "BPE"
+    rebuilds = True
     default_special_tokens = {
         "bos_token": "<s>",
         "eos_token": "</s>",
@@ -162,9 +167,8 @@ class RobertaTokenizer(PreTrainedTokenizer):
             "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": files.config.get("add_prefix_space", False)},
             "model": {"type": "BPE", "vocab": vocab, "merges": merges},
             "decoder": {"type": "ByteLevel"},
-            "post_processor": processor(
-                "RobertaProcessing", ids, special, ("cls_token", "sep_token"), files.vocab_path
-            ),
+            "post_processor": processor("RobertaProcessing", ids, special, ("cls_token", "sep_token"), files.vocab_path)
+            | {key: files.config.get(key, key == "trim_offsets") for key in ("trim_offsets", "add_prefix_space")},
             "added_tokens": added_tokens,
         }
 
@@ -181,6 +185,7 @@ class SentencePieceTokenizer(PreTrainedTokenizer):
     """
 
     model_kind = "Unigram"
+    rebuilds = True
     model_input_names = ("input_ids", "attention_mask")
 
     @classmethod
@@ -231,7 +236,9 @@ class SentencePieceTokenizer(PreTrainedTokenizer):
     @classmethod
     def processor(cls, ids: dict[str, int], special: dict[str, str], files: TokenizerFiles) -> Spec:
         """``<s> A </s></s> B </s>`` (XLM-R's and CamemBERT's bos and eos tokens), all of type 0."""
-        return processor("RobertaProcessing", ids, special, ("bos_token", "eos_token"), files.vocab_path)
+        # transformers 5 frames these with a TemplateProcessing, which leaves the offsets untrimmed.
+        framing = processor("RobertaProcessing", ids, special, ("bos_token", "eos_token"), files.vocab_path)
+        return framing | {"trim_offsets": False}
 
 
 def precompiled_charsmap(normalizer: Spec | None) -> str | None:
@@ -257,11 +264,10 @@ class AlbertTokenizer(SentencePieceTokenizer):
     """ALBERT's SentencePiece tokenizer, as ``transformers.AlbertTokenizer``; it reads tokenizer.json or spiece.model.
 
     Its normalizer (quotes, NFKD, accents, lowercase, then the model's rules) → WhitespaceSplit + Metaspace
-    → Unigram, with ``[CLS] A [SEP] B [SEP]`` around the sequences. Unlike transformers 5, it returns
-    token types by default, which the ALBERT models take.
+    → Unigram, with ``[CLS] A [SEP] B [SEP]`` around the sequences. As in transformers 5, a call returns no
+    token types unless asked (``return_token_type_ids=True``), though the ALBERT models take them.
     """
 
-    model_input_names = ("input_ids", "token_type_ids", "attention_mask")
     default_special_tokens = {
         "bos_token": "[CLS]",
         "eos_token": "[SEP]",
@@ -357,7 +363,8 @@ class DebertaV2Tokenizer(PreTrainedTokenizer):
     """
 
     model_kind = "Unigram"
-    model_input_names = ("input_ids", "token_type_ids", "attention_mask")
+    rebuilds = True
+    model_input_names = ("input_ids", "attention_mask", "token_type_ids")
     default_special_tokens = {
         "bos_token": "[CLS]",
         "eos_token": "[SEP]",

@@ -84,6 +84,8 @@ class TokenizerFiles:
     config: dict[str, Any]  # tokenizer_config.json, with special_tokens_map.json over it
     model_type: str | None  # config.json's, if there is one
     sentencepiece: SentencePieceModel | None = None  # read only where no other file holds the vocabulary
+    # config.json's tokenizer_class, which transformers' AutoTokenizer reads where tokenizer_config.json has none
+    model_tokenizer_class: str | None = None
 
     @classmethod
     def read(cls, folder: Path) -> TokenizerFiles:
@@ -99,10 +101,12 @@ class TokenizerFiles:
             raise TokenizerError(
                 f"{folder / TOKENIZER_CONFIG_FILE}: {wrong} must be true or false, got {config[wrong]!r}"
             )
-        model_type = optional(MODEL_CONFIG_FILE).get("model_type")
-        if not isinstance(model_type, str | None):
-            raise TokenizerError(f"{folder / MODEL_CONFIG_FILE}: model_type must be a string, got {model_type!r}")
-        files = cls(folder, tokenizer_json, config, model_type)
+        model_config = optional(MODEL_CONFIG_FILE)
+        model_type, model_tokenizer_class = model_config.get("model_type"), model_config.get("tokenizer_class")
+        for name, value in (("model_type", model_type), ("tokenizer_class", model_tokenizer_class)):
+            if not isinstance(value, str | None):
+                raise TokenizerError(f"{folder / MODEL_CONFIG_FILE}: {name} must be a string, got {value!r}")
+        files = cls(folder, tokenizer_json, config, model_type, model_tokenizer_class=model_tokenizer_class)
         if files.model_kind is None:
             model_file = next((folder / name for name in SENTENCEPIECE_FILES if (folder / name).is_file()), None)
             if model_file is None:

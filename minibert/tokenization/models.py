@@ -9,8 +9,9 @@ They read from the simplest up, each adding one thing to the one before:
   it takes the one whose scores sum highest.
 
 Each has a ``vocab`` (token -> id), its inverse ``id_to_token`` and an ``unk_token`` (None where it has
-none), all the tokenizer asks of it besides the split. ``model_from_json`` builds one from the ``model``
-entry of ``tokenizer.json``.
+none), all the tokenizer asks of it besides the split, and ``split_with_offsets``: the same tokens, each
+with the span of the word it covers, for character offsets. ``model_from_json`` builds one from the
+``model`` entry of ``tokenizer.json``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from minibert.tokenization.files import model_type, option
 MAX_ID = 2**32 - 1  # ids are tokenizers' u32
 # Unigram keeps every beginning of every piece: their characters add up to about sum(len(piece) ** 2) / 2.
 MAX_PREFIX_CHARACTERS = 2**27
+TokenSpan = tuple[str, int, int]  # a token and the characters [start, end) of the word it covers
 
 
 class WordPiece:
@@ -66,6 +68,15 @@ class WordPiece:
             start = end
         return tokens
 
+    def split_with_offsets(self, word: str) -> list[TokenSpan]:
+        """``"unaffable"`` -> ``[("un", 0, 2), ("##aff", 2, 5), ("##able", 5, 9)]``; an unknown word is one span."""
+        spans, start = [], 0
+        for i, token in enumerate(tokens := self(word)):
+            end = start + len(token) - (len(self.prefix) if i else 0)
+            spans.append((token, start, end))
+            start = end
+        return spans if start == len(word) else [(token, 0, len(word)) for token in tokens]
+
 
 class BPE:
     """Byte-pair encoding: start from characters, and keep merging the adjacent pair with the lowest merge rank.
@@ -93,6 +104,37 @@ class BPE:
         """The word's entries; with the merges ``l o``, ``lo w``, ``e r`` (ranks 0, 1, 2):
 
         ``"lower"``: ``l o w e r`` -> ``lo w e r`` -> ``low e r`` -> ``low er``, so ``["low", "er"]``.
+        """
+        if self.ignore_merges and word in self.vocab:
+            return [word]
+        tokens: list[str] = []
+        for part in self.merge(word):
+            if part in self.vocab:
+                tokens.append(part)
+            elif not (self.fuse_unk and tokens and tokens[-1] == self.unk_token):
+                tokens.append(self.unk_token)
+        return tokens
+
+    def split_with_offsets(self, word: str) -> list[TokenSpan]:
+        """The tokens with their spans: a fused unknown token covers its run; dropped characters none."""
+        if self.ignore_merges and word in self.vocab:
+            return [(word, 0, len(word))]
+        kept = [i for i, char in enumerate(word) if char in self.vocab or self.unk_token is not None]
+        spans: list[TokenSpan] = []
+        done = 0  # the kept characters the parts so far cover
+        for part in self.merge(word):
+            start, end = kept[done], kept[done + len(part) - 1] + 1
+            done += len(part)
+            if part in self.vocab:
+                spans.append((part, start, end))
+            elif self.fuse_unk and spans and spans[-1][0] == self.unk_token:
+                spans[-1] = (self.unk_token, spans[-1][1], end)
+            else:
+                spans.append((self.unk_token, start, end))
+        return spans
+
+    def merge(self, word: str) -> list[str]:
+        """The word's characters (those kept: in the vocabulary, or any with an unknown token) merged.
 
         As tokenizers' ``Word::merge_all`` (models/bpe/word.rs) does it, in O(n log n) for n characters:
         the parts form a linked list (``after`` / ``before``), and a heap holds each candidate merge as
@@ -100,8 +142,6 @@ class BPE:
         changed since it was pushed (a neighbour merged first) is skipped; each merge pushes the new
         pairs on both sides of the merged part.
         """
-        if self.ignore_merges and word in self.vocab:
-            return [word]
         parts: list[str | None] = [char for char in word if char in self.vocab or self.unk_token is not None]
         end = len(parts)
         after = list(range(1, end + 1))  # after[i]: the part following part i (end: none)
@@ -126,13 +166,7 @@ class BPE:
                     heapq.heappush(heap, (rank, i, merged + parts[k]))
             if (h := before[i]) >= 0 and (rank := ranks.get((parts[h], merged))) is not None:
                 heapq.heappush(heap, (rank, h, parts[h] + merged))
-        tokens: list[str] = []
-        for part in filter(None, parts):
-            if part in self.vocab:
-                tokens.append(part)
-            elif not (self.fuse_unk and tokens and tokens[-1] == self.unk_token):
-                tokens.append(self.unk_token)
-        return tokens
+        return list(filter(None, parts))
 
 
 class Unigram:
@@ -161,6 +195,20 @@ class Unigram:
 
         ``"▁hello"`` -> ``["▁hello"]``, since -5 beats ``▁he`` + ``llo`` (-6) and every cut into characters.
         """
+        tokens = self.segment(word)
+        return [byte for token in tokens for byte in self.spell_unknown(token)] if self.byte_fallback else tokens
+
+    def split_with_offsets(self, word: str) -> list[TokenSpan]:
+        """The pieces with their spans; the byte pieces of an unknown one each cover all of it, as in tokenizers."""
+        spans, start = [], 0
+        for token in self.segment(word):
+            end = start + len(token)
+            spans += [(piece, start, end) for piece in (self.spell_unknown(token) if self.byte_fallback else [token])]
+            start = end
+        return spans
+
+    def segment(self, word: str) -> list[str]:
+        """The Viterbi search: the best cut of the word, neighbouring unknown pieces fused."""
         # best[end] = (score of the best segmentation of word[:end], start of its last piece, that piece's id)
         best: list[tuple[float, int, int] | None] = [None] * (len(word) + 1)
         best[0] = (0.0, 0, 0)
@@ -197,7 +245,7 @@ class Unigram:
         if unknown_run:
             tokens.append(unknown_run)
         tokens.reverse()
-        return [byte for token in tokens for byte in self.spell_unknown(token)] if self.byte_fallback else tokens
+        return tokens
 
     def spell_unknown(self, token: str) -> list[str]:
         """A token as it is if it is a piece; else its ``<0xNN>`` byte pieces, if the vocabulary has them all.

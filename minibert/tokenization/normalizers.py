@@ -4,6 +4,12 @@
 Each is a function of a text (a ``Normalizer``), built from its entry in ``tokenizer.json`` by
 ``normalizer_from_json``, as tokenizers' ``normalizers`` module defines it. Lowercasing goes character
 by character, as in Rust: a word-final Σ never becomes ς.
+
+For character offsets, ``align(normalizer, text, origins)`` also says where each normalised character
+comes from: ``origins[i]`` is the index of the original character behind character ``i`` (-1: none), as
+tokenizers' ``NormalizedString`` keeps its alignments. Most normalizers map each character (or each
+character with its combining marks) on its own, and ``align_locally`` finds that out by itself; the
+others (Sequence, Replace, Strip, Precompiled) have an ``aligned`` method that mirrors tokenizers' rules.
 """
 
 from __future__ import annotations
@@ -11,19 +17,31 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import itertools
 import re
+import re._compiler as sre_compile
 import re._constants as sre
 import re._parser as sre_parse
 import struct
-import unicodedata
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from minibert.errors import TokenizerError
-from minibert.tokenization.characters import WHITESPACE, category_class
+from minibert.tokenization.characters import (
+    WHITESPACE,
+    category_class,
+    is_control,
+    is_mark,
+    is_nonspacing_mark,
+    lower,
+    normalize,
+    oniguruma_classes,
+)
 from minibert.tokenization.files import entry_type, option, steps
 
 Normalizer = Callable[[str], str]
+Origins = list[int]  # for each character of a normalised text, the index of the original one it comes from
 CACHE_SIZE = 1 << 16  # entries of each per-word (or per-grapheme) cache
 
 
@@ -56,9 +74,9 @@ class CharMap(dict[int, str]):
 
 
 # Lowercasing character by character, as Rust does: str.lower() would turn a word-final Σ into ς.
-LOWERCASE = CharMap(str.lower)
-DROP_NONSPACING_MARKS = CharMap(lambda c: "" if unicodedata.category(c) == "Mn" else c)
-DROP_MARKS = CharMap(lambda c: "" if unicodedata.category(c)[0] == "M" else c)
+LOWERCASE = CharMap(lower)
+DROP_NONSPACING_MARKS = CharMap(lambda c: "" if is_nonspacing_mark(c) else c)
+DROP_MARKS = CharMap(lambda c: "" if is_mark(c) else c)
 
 
 def lowercase(text: str) -> str:
@@ -95,7 +113,7 @@ class BertNormalizer:
         """What one character becomes: ``"\\x00"`` -> ``""``, ``"\\u3000"`` -> ``" "``, ``"北"`` -> ``" 北 "``."""
         if clean_text:
             # Control characters go first: \v, \f and U+0085 are whitespace but also controls, so they vanish.
-            if char in "\x00\ufffd" or (char not in "\t\n\r" and unicodedata.category(char) in ("Cc", "Cf", "Co")):
+            if is_control(char):
                 return ""
             if char in WHITESPACE:
                 return " "
@@ -106,7 +124,7 @@ class BertNormalizer:
     def __call__(self, text: str) -> str:
         text = text.translate(self.chars)
         if self.strip_accents and not text.isascii():
-            text = unicodedata.normalize("NFD", text).translate(DROP_NONSPACING_MARKS)
+            text = normalize("NFD", text).translate(DROP_NONSPACING_MARKS)
         return lowercase(text) if self.lowercase else text
 
 
@@ -179,6 +197,34 @@ class Precompiled:
             pieces.append(replacement)
         return "".join(pieces)
 
+    def aligned(self, text: str, origins: Origins) -> tuple[str, Origins]:
+        """``__call__`` with alignments, as tokenizers' Precompiled builds its changes (normalizers/precompiled.rs).
+
+        A replacement longer than what it replaces marks its last characters as inserted; a shorter one
+        removes characters after the last change so far, even a previous grapheme's (at the very start,
+        none: tokenizers then shifts the alignments of what follows, and so does this).
+        """
+        changes: list[tuple[str, int]] = []
+
+        def replace(old: str, new: str) -> None:
+            changes.extend((char, 0) for char in new)
+            diff = len(new) - len(old)
+            if diff > 0:
+                changes[-diff:] = [(char, 1) for char, _ in changes[-diff:]]
+            elif diff < 0 and changes:
+                changes[-1] = (changes[-1][0], changes[-1][1] + diff)
+
+        for grapheme in grapheme_pattern().findall(text):
+            if len(grapheme.encode("utf-8")) < 6 and (rule := self.rule(grapheme)) is not None:
+                replace(grapheme, rule)
+                continue
+            for char in grapheme:
+                if (rule := self.rule(char)) is None:
+                    changes.append((char, 0))
+                else:
+                    replace(char, rule)
+        return transform(origins, changes)
+
 
 def _offset(unit: int) -> int:
     """Where a darts-clone unit's children start, relative to it (XOR)."""
@@ -195,6 +241,166 @@ def grapheme_pattern() -> re.Pattern[str]:
     return re.compile(f"\r\n|[\x00-\x1f\x7f-\x9f]|.[{category_class('M')}\u200d]*", re.DOTALL)
 
 
+class Chain:
+    """Normalizers applied in turn. Having no ``aligned`` of its own, it is aligned at once by ``align_locally``."""
+
+    def __init__(self, parts: list[Normalizer]) -> None:
+        self.parts = parts
+
+    def __call__(self, text: str) -> str:
+        for part in self.parts:
+            text = part(text)
+        return text
+
+
+class NormalizerSequence(Chain):
+    """Each normalizer in turn (tokenizers' Sequence), aligned part by part, each run of local parts at once."""
+
+    def __init__(self, parts: list[Normalizer]) -> None:
+        super().__init__(parts)
+        runs = itertools.groupby(parts, key=lambda part: hasattr(part, "aligned"))
+        self.stages = [stage for explicit, run in runs for stage in (run if explicit else [Chain(list(run))])]
+
+    def aligned(self, text: str, origins: Origins) -> tuple[str, Origins]:
+        for stage in self.stages:
+            text, origins = align(stage, text, origins)
+        return text, origins
+
+
+class Replace:
+    """Every match of a string or of a regex replaced by ``content`` (tokenizers' Replace)."""
+
+    def __init__(self, pattern: str | re.Pattern[str], content: str) -> None:
+        self.pattern = re.compile(re.escape(pattern)) if isinstance(pattern, str) else pattern
+        self.literal = pattern if isinstance(pattern, str) else None
+        self.content = content
+
+    def __call__(self, text: str) -> str:
+        if self.literal is not None:
+            return text.replace(self.literal, self.content)
+        return self.pattern.sub(lambda _: self.content, text)
+
+    def aligned(self, text: str, origins: Origins) -> tuple[str, Origins]:
+        """Each character of ``content`` aligned with the last one it replaces, as ``NormalizedString::replace``.
+
+        ``"a``b"`` with ``"``"`` -> ``'"'``: ``'a"b'``, origins ``[0, 2, 3]``.
+        """
+        pieces, aligned, done = [], [], 0
+        for match in self.pattern.finditer(text):
+            start, end = match.span()
+            pieces.append(text[done:start])
+            aligned += origins[done:start]
+            source = origins[end - 1] if end > start else aligned[-1] if aligned else -1
+            pieces.append(self.content)
+            aligned += [source] * len(self.content)
+            done = end
+        pieces.append(text[done:])
+        return "".join(pieces), aligned + origins[done:]
+
+
+class Strip:
+    """Whitespace removed from the left and/or the right end (tokenizers' Strip)."""
+
+    def __init__(self, left: bool, right: bool) -> None:
+        self.left, self.right = left, right
+
+    def __call__(self, text: str) -> str:
+        text = text.lstrip(WHITESPACE) if self.left else text
+        return text.rstrip(WHITESPACE) if self.right else text
+
+    def aligned(self, text: str, origins: Origins) -> tuple[str, Origins]:
+        start = len(text) - len(text.lstrip(WHITESPACE)) if self.left else 0
+        end = len(text.rstrip(WHITESPACE)) if self.right else len(text)
+        return text[start : max(start, end)], origins[start : max(start, end)]
+
+
+# --- Alignments -------------------------------------------------------------------------------------------------
+
+
+def align(normalizer: Normalizer, text: str, origins: Origins) -> tuple[str, Origins]:
+    """``normalizer(text)`` and, for each of its characters, the origin of the character it comes from."""
+    aligned = getattr(normalizer, "aligned", None)
+    return aligned(text, origins) if aligned is not None else align_locally(normalizer, text, origins)
+
+
+def align_locally(normalizer: Normalizer, text: str, origins: Origins) -> tuple[str, Origins]:
+    """Alignments for a normalizer that maps each character, or each cluster of characters, on its own.
+
+    Clusters grow while normalising them whole differs from normalising their parts (``"e\u0301"`` under
+    NFC). As the changes of unicode-normalization-alignments (which tokenizers uses) work out: an output
+    no longer than its cluster goes position by position, its first character standing for the
+    characters lost (NFC's ``"A\u0308\u0323"`` -> ``"\u1ea0\u0308"``, ``[0, 2]``; a reordering keeps
+    ``[0, 1, 2]``); in a longer one, a character of the cluster is aligned with itself, any other with
+    the last such before it, or the cluster's first (``"北"`` under BertNormalizer -> ``" 北 "``, ``[0, 0, 0]``).
+
+    Most texts take a shortcut: one left as it is, or ASCII kept at its length (lowercased), maps one to one.
+    """
+    normalized = normalizer(text)
+    if normalized == text or (text.isascii() and len(normalized) == len(text)):
+        return normalized, origins
+    outputs = char_outputs(normalizer)
+    for char in set(text).difference(outputs):
+        outputs[char] = normalizer(char)
+    if "".join(map(outputs.__getitem__, text)) == normalized:  # character by character: all from their own
+        return normalized, [origin for char, origin in zip(text, origins, strict=True) for _ in outputs[char]]
+    aligned: Origins = []
+    start = 0
+    for cluster in clusters(normalizer, text):
+        end = start + len(cluster)
+        output = outputs[cluster] if len(cluster) == 1 else normalizer(cluster)
+        if 0 < len(output) <= len(cluster):  # position by position, the first taking what the cluster lost
+            aligned += [origins[start], *origins[end - len(output) + 1 : end]]
+        else:
+            kept = 0  # the characters of the cluster the output has used so far
+            for char in output:
+                found = cluster.find(char, kept)
+                if found >= 0:
+                    kept = found + 1
+                aligned.append(origins[start + max(kept - 1, 0)])
+        start = end
+    return normalized, aligned
+
+
+CHAR_OUTPUTS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def char_outputs(normalizer: Normalizer) -> dict[str, str]:
+    """What the normalizer makes of each character met so far: kept as long as the normalizer lives."""
+    try:
+        return CHAR_OUTPUTS.setdefault(normalizer, {})
+    except TypeError:  # a normalizer that takes no weak reference (a builtin) goes without
+        return {}
+
+
+def clusters(normalizer: Normalizer, text: str) -> Iterator[str]:
+    """The text cut where normalising the two sides apart gives what normalising them together does."""
+    start = 0
+    for end in range(1, len(text) + 1):
+        if end < len(text):
+            cluster, char = text[start:end], text[end]
+            if normalizer(cluster + char) != normalizer(cluster) + normalizer(char):
+                continue  # the next character belongs to this cluster
+        yield text[start:end]
+        start = end
+
+
+def transform(origins: Origins, changes: list[tuple[str, int]]) -> tuple[str, Origins]:
+    """Apply ``(character, change)`` pairs to a text's alignments, as ``NormalizedString::transform`` does.
+
+    ``change`` is 0 for a character that replaces the next original one, 1 for one inserted (aligned with
+    the original character before it), ``-n`` for one that replaces the next and removes ``n`` more.
+    """
+    aligned: Origins = []
+    position = 0
+    for _, change in changes:
+        if change > 0:
+            aligned.append(origins[position - 1] if position > 0 else -1)
+        else:
+            aligned.append(origins[position])
+            position += 1 - change
+    return "".join(char for char, _ in changes), aligned
+
+
 def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
     """The normalizer a ``tokenizer.json`` describes, for the step types of the BERT family's tokenizers."""
     if spec is None:
@@ -202,13 +408,7 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
     kind = entry_type(spec, "normalizer")
     if kind == "Sequence":
         parts = [part for part in map(normalizer_from_json, steps(spec, "normalizers", "normalizer")) if part]
-
-        def normalize(text: str) -> str:
-            for part in parts:
-                text = part(text)
-            return text
-
-        return normalize
+        return NormalizerSequence(parts)
     if kind == "BertNormalizer":
         options = {"clean_text": bool, "handle_chinese_chars": bool, "strip_accents": bool | None, "lowercase": bool}
         wrong = next((key for key, kind in options.items() if key in spec and not isinstance(spec[key], kind)), None)
@@ -216,7 +416,7 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
             raise TokenizerError(f"tokenizer.json: BertNormalizer's {wrong} must be true or false, got {spec[wrong]!r}")
         return BertNormalizer(**{key: spec[key] for key in options if key in spec})
     if kind in ("NFD", "NFKD", "NFC", "NFKC"):
-        return functools.partial(unicodedata.normalize, kind)
+        return functools.partial(normalize, kind)
     if kind == "Lowercase":
         return lowercase
     if kind == "StripAccents":
@@ -230,9 +430,8 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
         if isinstance(pattern.get("String"), str):
             if not pattern["String"]:
                 raise TokenizerError("tokenizer.json: Replace's pattern String is empty")
-            return lambda text: text.replace(pattern["String"], content)
-        regex = linear_regex(pattern.get("Regex"))
-        return lambda text: regex.sub(lambda _: content, text)
+            return Replace(pattern["String"], content)
+        return Replace(linear_regex(pattern.get("Regex")), content)
     if kind == "Precompiled":
         charsmap = option(spec, "precompiled_charsmap", str)
         if not charsmap:
@@ -244,13 +443,7 @@ def normalizer_from_json(spec: dict[str, Any] | None) -> Normalizer | None:
                 raise
             raise TokenizerError(f"tokenizer.json: precompiled_charsmap is not base64 ({error})") from error
     if kind == "Strip":
-        left, right = option(spec, "strip_left", bool, True), option(spec, "strip_right", bool, True)
-
-        def strip(text: str) -> str:
-            text = text.lstrip(WHITESPACE) if left else text
-            return text.rstrip(WHITESPACE) if right else text
-
-        return strip
+        return Strip(option(spec, "strip_left", bool, True), option(spec, "strip_right", bool, True))
     raise TokenizerError(
         f"tokenizer.json: normalizer {kind!r} is not supported (supported: BertNormalizer, "
         "Sequence, NFD, NFKD, NFC, NFKC, Lowercase, StripAccents, Nmt, Replace, Strip, Precompiled)"
@@ -276,7 +469,8 @@ def linear_regex(pattern: Any) -> re.Pattern[str]:
     if not isinstance(pattern, str) or not pattern:
         raise TokenizerError(f"tokenizer.json: Replace's pattern must be a String or a Regex, got {pattern!r}")
     try:
-        compiled, parsed = re.compile(pattern), sre_parse.parse(pattern)
+        re.compile(pattern)  # its errors first; the parse below is checked, adapted and compiled
+        parsed = sre_parse.parse(pattern)
     except (re.error, RecursionError, OverflowError) as error:
         raise TokenizerError(
             f"tokenizer.json: Replace pattern {pattern!r} does not compile in Python's re ({error})"
@@ -289,7 +483,14 @@ def linear_regex(pattern: Any) -> re.Pattern[str]:
             "(nested or unanchored repeats, backreferences, lookarounds); minibert runs patterns of single "
             "characters whose last one alone may repeat, such as ' {2,}' or '\\s+'"
         )
-    return compiled
+    try:
+        oniguruma_classes(parsed)
+    except ValueError as error:
+        raise TokenizerError(
+            f"tokenizer.json: Replace pattern {pattern!r} uses {error}, which Python's re and tokenizers' "
+            "Oniguruma define over different Unicode classes; minibert runs \\s as Oniguruma does, not these"
+        ) from error
+    return sre_compile.compile(parsed)
 
 
 def _linear_sequence(items: list[tuple[Any, Any]]) -> bool:

@@ -4,20 +4,33 @@ whitespace split, and SentencePiece's ``▁`` for spaces.
 Each is a function of a text and of whether that text opens the input (a ``PreTokenizer``), built from
 its entry in ``tokenizer.json`` by ``pre_tokenizer_from_json``, as tokenizers' ``pre_tokenizers`` module
 defines it. The model then splits each word on its own.
+
+For character offsets, each also has ``aligned(text, origins, at_start)``: the same words, each with the
+origins of its characters (see ``normalizers``), carried through as tokenizers' ``PreTokenizedString``
+carries its alignments.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from minibert.errors import TokenizerError
 from minibert.tokenization.characters import WHITESPACE, category_class
 from minibert.tokenization.files import entry_type, option, steps
+from minibert.tokenization.normalizers import Origins
 
-# A pre-tokenizer splits a text into words; the flag says whether the text opens the input.
-PreTokenizer = Callable[[str, bool], list[str]]
+AlignedWord = tuple[str, Origins]  # a word and the origin of each of its characters
+
+
+class PreTokenizer(Protocol):
+    """Splits a text into words; ``at_start`` says whether the text opens the input."""
+
+    def __call__(self, text: str, at_start: bool) -> list[str]: ...
+
+    def aligned(self, text: str, origins: Origins, at_start: bool) -> list[AlignedWord]: ...
+
 
 WHITESPACE_CLASS = "".join(map(re.escape, WHITESPACE))
 # BERT counts all printable ASCII that is not a letter or digit as punctuation, besides Unicode's P*.
@@ -48,6 +61,9 @@ class BertPreTokenizer:
     def __call__(self, text: str, at_start: bool) -> list[str]:
         return self.pattern.findall(text)
 
+    def aligned(self, text: str, origins: Origins, at_start: bool) -> list[AlignedWord]:
+        return [(match.group(), origins[match.start() : match.end()]) for match in self.pattern.finditer(text)]
+
 
 class ByteLevel:
     """GPT-2's split into words (contractions, letter runs, digit runs, other runs, spaces), then bytes as chars.
@@ -70,6 +86,20 @@ class ByteLevel:
         words = self.pattern.findall(text) if self.use_regex else [text]
         return [word.encode("utf-8").decode("latin-1").translate(BYTE_TO_CHAR) for word in words]
 
+    def aligned(self, text: str, origins: Origins, at_start: bool) -> list[AlignedWord]:
+        """Each byte's character aligned with the character it is a byte of; a prefix space with the first."""
+        if self.add_prefix_space and text and not text.startswith(" "):
+            text, origins = " " + text, origins[:1] + origins
+        spans = [match.span() for match in self.pattern.finditer(text)] if self.use_regex else [(0, len(text))]
+        words = []
+        for start, end in spans:
+            word, byte_origins = text[start:end], origins[start:end]
+            if not word.isascii():  # a character of n bytes stands for each of them
+                sizes = [len(char.encode("utf-8")) for char in word]
+                byte_origins = [origin for origin, size in zip(byte_origins, sizes, strict=True) for _ in range(size)]
+            words.append((word.encode("utf-8").decode("latin-1").translate(BYTE_TO_CHAR), byte_origins))
+        return words
+
 
 class WhitespaceSplit:
     """Split at whitespace, dropping it."""
@@ -78,6 +108,9 @@ class WhitespaceSplit:
 
     def __call__(self, text: str, at_start: bool) -> list[str]:
         return self.pattern.findall(text)
+
+    def aligned(self, text: str, origins: Origins, at_start: bool) -> list[AlignedWord]:
+        return [(match.group(), origins[match.start() : match.end()]) for match in self.pattern.finditer(text)]
 
 
 class Metaspace:
@@ -104,13 +137,37 @@ class Metaspace:
             text = self.replacement + text
         return [word for word in self.pattern.split(text) if word] if self.split else [text]
 
+    def aligned(self, text: str, origins: Origins, at_start: bool) -> list[AlignedWord]:
+        """A ``▁`` for a space is aligned with that space, a prepended one with the first character."""
+        text = text.replace(" ", self.replacement)
+        prepend = self.prepend_scheme == "always" or (self.prepend_scheme == "first" and at_start)
+        if prepend and text and not text.startswith(self.replacement):
+            text, origins = self.replacement + text, origins[:1] + origins
+        if not self.split:
+            return [(text, origins)] if text else []
+        starts = [0, *(match.start() for match in re.finditer(re.escape(self.replacement), text) if match.start())]
+        return [(text[a:b], origins[a:b]) for a, b in itertools.pairwise([*starts, len(text)]) if a < b]
 
-def pre_tokenizer_sequence(steps: list[PreTokenizer]) -> PreTokenizer:
+
+class WholeText:
+    """No pre-tokenizer: a text is a single word (an empty one, none)."""
+
+    def __call__(self, text: str, at_start: bool) -> list[str]:
+        return [text] if text else []
+
+    def aligned(self, text: str, origins: Origins, at_start: bool) -> list[AlignedWord]:
+        return [(text, origins)] if text else []
+
+
+class PreTokenizerSequence:
     """Run each step on every word of the previous one; only a word at offset 0 still opens the input."""
 
-    def pre_tokenize(text: str, at_start: bool) -> list[str]:
+    def __init__(self, steps: list[PreTokenizer]) -> None:
+        self.steps = steps
+
+    def __call__(self, text: str, at_start: bool) -> list[str]:
         words = [(text, at_start)]
-        for step in steps:
+        for step in self.steps:
             words = [
                 (word, opens and i == 0 and piece.startswith(word))
                 for piece, opens in words
@@ -118,17 +175,25 @@ def pre_tokenizer_sequence(steps: list[PreTokenizer]) -> PreTokenizer:
             ]
         return [word for word, _ in words]
 
-    return pre_tokenize
+    def aligned(self, text: str, origins: Origins, at_start: bool) -> list[AlignedWord]:
+        words = [(text, origins, at_start)]
+        for step in self.steps:
+            words = [
+                (word, word_origins, opens and i == 0 and piece.startswith(word))
+                for piece, piece_origins, opens in words
+                for i, (word, word_origins) in enumerate(step.aligned(piece, piece_origins, opens))
+            ]
+        return [(word, word_origins) for word, word_origins, _ in words]
 
 
 def pre_tokenizer_from_json(spec: dict[str, Any] | None) -> PreTokenizer:
     """The pre-tokenizer a ``tokenizer.json`` describes; without one, a text is a single word (an empty one, none)."""
     if spec is None:
-        return lambda text, at_start: [text] if text else []
+        return WholeText()
     kind = entry_type(spec, "pre-tokenizer")
     if kind == "Sequence":
         parts = steps(spec, "pretokenizers", "pre-tokenizer")
-        return pre_tokenizer_sequence([pre_tokenizer_from_json(part) for part in parts])
+        return PreTokenizerSequence([pre_tokenizer_from_json(part) for part in parts])
     if kind == "BertPreTokenizer":
         return BertPreTokenizer()
     if kind == "ByteLevel":

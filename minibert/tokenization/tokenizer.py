@@ -9,6 +9,11 @@ A tokenizer runs the pipeline of the Rust ``tokenizers`` library step by step:
    into vocabulary entries, with a per-word cache;
 4. truncation, then a template adds the special tokens, then padding.
 
+Asked for character offsets (``return_offsets_mapping``), the same steps run a second path: each
+character carries its origin in the raw text through normalisation and pre-tokenization, each token
+its span (``aligned_words``, ``aligned_tokens``), as tokenizers' ``NormalizedString`` does. The plain
+path never pays for it.
+
 ``PreTrainedTokenizer`` builds every step as a ``tokenizer.json`` describes it, as transformers'
 ``TokenizersBackend`` (``PreTrainedTokenizerFast``) does; the classes of each model family (``families``)
 write that description themselves from the folder's vocabulary.
@@ -19,10 +24,10 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NamedTuple, Self, TypeVar
 
 import torch
 
@@ -40,7 +45,7 @@ from minibert.tokenization.files import (
     resolve_tokenizer_folder,
 )
 from minibert.tokenization.models import BPE, Model, model_from_json
-from minibert.tokenization.normalizers import CACHE_SIZE, Normalizer, normalizer_from_json
+from minibert.tokenization.normalizers import CACHE_SIZE, Normalizer, Origins, align, normalizer_from_json
 from minibert.tokenization.pre_tokenizers import PreTokenizer, pre_tokenizer_from_json
 from minibert.tokenization.templates import Template, template_from_json
 
@@ -48,6 +53,18 @@ from minibert.tokenization.templates import Template, template_from_json
 VERY_LARGE_INTEGER = int(1e30)
 LARGE_INTEGER = int(1e20)
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+# What the aligned path (character offsets) adds to each row: two returned columns and two kept for BatchEncoding.
+ALIGNED_COLUMNS = ("special_tokens_mask", "offset_mapping")
+ALIGNMENTS = ("word_ids", "sequence_ids")
+T = TypeVar("T")  # a token: its id, or a Token
+# from_pretrained's ``pipeline_from``: whose steps run around the folder's vocabulary. transformers 5's model
+# classes (BertTokenizer, AlbertTokenizer, ...) build their own in __init__ and read only the vocabulary (and
+# a few parts) of tokenizer.json, which can disagree with the file (tokenization_utils_tokenizers.py,
+# TokenizersBackend.convert_to_native_format); its generic TokenizersBackend runs the file whole.
+PIPELINE_SOURCES = {
+    "transformers": "the steps transformers 5's class builds (the default: the ids transformers gives)",
+    "tokenizer.json": "the folder's tokenizer.json whole (the steps the model was trained with)",
+}
 
 
 # --- Added tokens -----------------------------------------------------------------------------------------------
@@ -127,8 +144,43 @@ _WORD_CHAR = re.compile(r"\w")
 # --- The tokenizer interface ------------------------------------------------------------------------------------
 
 
+class Token(NamedTuple):
+    """One token of a text, or a special token of the template, with what tokenizers' ``Encoding`` keeps of it."""
+
+    id: int
+    value: str  # as the model spells it ("Ġworld"), or an added token's matched text
+    offsets: tuple[int, int]  # the characters [start, end) of the original text it covers
+    word: int | None  # its word's index (each added token and pre-tokenized word is one); None: a special token
+
+
 class BatchEncoding(dict[str, Any]):
-    """What calling a tokenizer returns: ``input_ids``, ``attention_mask`` and maybe ``token_type_ids``."""
+    """What calling a tokenizer returns: ``input_ids``, ``attention_mask`` and maybe ``token_type_ids``.
+
+    As transformers' BatchEncoding, it also says which word and which sequence each token comes from
+    (None for special tokens and padding). A call made without ``return_offsets_mapping`` did not track
+    them, so the first question encodes its texts again, with offsets: the plain path stays fast.
+    """
+
+    def __init__(
+        self, data: dict[str, Any], alignments: dict[str, list[Any]] | Callable[[], BatchEncoding] | None = None
+    ) -> None:
+        super().__init__(data)
+        self.alignments = alignments  # word_ids and sequence_ids by row, or how to get them
+
+    def word_ids(self, batch_index: int = 0) -> list[int | None]:
+        """The word of each token of row ``batch_index``, as ``transformers.BatchEncoding.word_ids``."""
+        return list(self._alignment("word_ids")[batch_index])
+
+    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
+        """The sequence (0, or 1 for a pair's second) of each token of row ``batch_index``."""
+        return list(self._alignment("sequence_ids")[batch_index])
+
+    def _alignment(self, name: str) -> list[Any]:
+        if callable(self.alignments):
+            self.alignments = self.alignments().alignments
+        if not isinstance(self.alignments, dict):
+            raise TokenizerError(f"{name}() needs the output of a tokenizer call; this BatchEncoding was built by hand")
+        return self.alignments[name]
 
 
 class PreTrainedTokenizer:
@@ -145,6 +197,11 @@ class PreTrainedTokenizer:
     default_special_tokens: ClassVar[dict[str, str]] = {}
     # Named special tokens that take the whitespace before them (``<mask>``), unless the files say otherwise.
     lstrip_tokens: ClassVar[tuple[str, ...]] = ()
+    # Whether the class builds its own steps around the vocabulary, as transformers' class of that name does.
+    rebuilds: ClassVar[bool] = False
+    # Where the steps came from (set by from_files): a key of PIPELINE_SOURCES, and in words, for users and inspect.
+    pipeline_from: str = "transformers"
+    pipeline_source: str = "the steps given to its constructor"
 
     # The named special tokens and their ids (None where the tokenizer has none), as in transformers.
     bos_token: str | None
@@ -216,6 +273,7 @@ class PreTrainedTokenizer:
             replace(token, content=self.normalize(token.content)) for token in self.added_tokens if token.normalized
         )
         self.word_ids = functools.lru_cache(maxsize=CACHE_SIZE)(self.word_ids)  # a cache per tokenizer
+        self.word_spans = functools.lru_cache(maxsize=CACHE_SIZE)(self.word_spans)
 
     @classmethod
     def from_pretrained(
@@ -224,10 +282,12 @@ class PreTrainedTokenizer:
         *,
         revision: str | None = None,
         cache_dir: str | Path | None = None,
+        pipeline_from: str = "transformers",
     ) -> Self:
         """Read a local folder, or a Hub repository through ``huggingface_hub``'s cache.
 
         The folder or id is positional or, as in transformers, ``pretrained_model_name_or_path=``.
+        ``pipeline_from``: see ``PIPELINE_SOURCES``.
         """
         folder = resolve_tokenizer_folder(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir)
         files = TokenizerFiles.read(folder)
@@ -236,14 +296,19 @@ class PreTrainedTokenizer:
                 f"{files.folder}: {cls.__name__} runs a {cls.model_kind} model, the files hold {files.model_kind}; "
                 "AutoTokenizer picks the class that fits"
             )
-        return cls.from_files(files)
+        return cls.from_files(files, pipeline_from)
 
     @classmethod
-    def from_files(cls, files: TokenizerFiles) -> Self:
-        """The tokenizer ``spec`` describes, configured by the folder's other files."""
+    def from_files(cls, files: TokenizerFiles, pipeline_from: str = "transformers") -> Self:
+        """The tokenizer ``spec`` describes (``pipeline_from="tokenizer.json"``: the folder's own file), configured
+        by the folder's other files."""
+        if pipeline_from not in PIPELINE_SOURCES:
+            choices = ", ".join(map(repr, PIPELINE_SOURCES))
+            raise TokenizerError(f"pipeline_from must be one of {choices}, got {pipeline_from!r}")
+        rebuilt = cls.rebuilds and pipeline_from == "transformers"
         try:
-            spec = cls.spec(files)
-            return cls(
+            spec = cls.spec(files) if rebuilt else written_spec(files, cls.__name__)
+            tokenizer = cls(
                 model_from_json(spec["model"], str(files.vocab_path)),
                 normalizer=normalizer_from_json(spec.get("normalizer")),
                 pre_tokenizer=pre_tokenizer_from_json(spec.get("pre_tokenizer")),
@@ -262,13 +327,13 @@ class PreTrainedTokenizer:
             raise TokenizerError(
                 f"{files.folder}: malformed tokenizer files ({', '.join(files.names())}): {what}"
             ) from error
+        tokenizer.pipeline_from, tokenizer.pipeline_source = pipeline_from, pipeline_source(cls, files, rebuilt)
+        return tokenizer
 
     @classmethod
     def spec(cls, files: TokenizerFiles) -> dict[str, Any]:
         """The ``tokenizer.json`` to run: the folder's own, as it is (the families' classes write theirs)."""
-        if files.tokenizer_json is None:
-            raise TokenizerError(f"{files.folder}: {cls.__name__} reads {TOKENIZER_FILE}, which is missing")
-        return files.tokenizer_json
+        return written_spec(files, cls.__name__)
 
     @classmethod
     def special_tokens(cls, files: TokenizerFiles) -> dict[str, str]:
@@ -317,7 +382,7 @@ class PreTrainedTokenizer:
         """Pickle as the files read (the steps hold closures and caches), e.g. for DataLoader workers."""
         if self.files is None:
             raise TypeError(f"a {type(self).__name__} built by hand cannot be pickled; read it with from_pretrained")
-        return type(self).from_files, (self.files,)
+        return type(self).from_files, (self.files, self.pipeline_from)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name_or_path={self.name_or_path!r}, vocab_size={self.vocab_size})"
@@ -331,6 +396,12 @@ class PreTrainedTokenizer:
         """The ids of one pre-tokenized word (replaced by a cached version per tokenizer)."""
         unk_id = self.model.vocab.get(self.model.unk_token or "")
         return tuple(self.model.vocab.get(token, unk_id) for token in self.model(word))
+
+    def word_spans(self, word: str) -> tuple[tuple[int, str, int, int], ...]:
+        """The ids, tokens and spans in the word of one pre-tokenized word (cached per tokenizer, as word_ids)."""
+        unk_id = self.model.vocab.get(self.model.unk_token or "")
+        spans = self.model.split_with_offsets(word)
+        return tuple((self.model.vocab.get(token, unk_id), token, start, end) for token, start, end in spans)
 
     def words(self, text: str) -> Iterator[tuple[AddedToken | None, str]]:
         """Steps 1-3: the added tokens ``(token, matched text)`` and the words ``(None, word)`` of a text."""
@@ -355,6 +426,42 @@ class PreTrainedTokenizer:
                 ids.append(token.id)
         return ids
 
+    def aligned_words(self, text: str) -> Iterator[tuple[AddedToken | None, str, Origins]]:
+        """``words``, each with the origin of each of its characters: its index in ``text`` (see normalizers)."""
+        start = 0
+        for i, (token, segment) in enumerate(self.raw_splitter.split(text)):
+            origins = list(range(start, start + len(segment)))
+            start += len(segment)
+            if token is not None:
+                yield token, segment, origins
+                continue
+            if self.normalizer is not None:
+                segment, origins = align(self.normalizer, segment, origins)
+            done = 0
+            for j, (token, piece) in enumerate(self.normalized_splitter.split(segment)):
+                piece_origins = origins[done : done + len(piece)]
+                done += len(piece)
+                if token is not None:
+                    yield token, piece, piece_origins
+                    continue
+                for word, word_origins in self.pre_tokenizer.aligned(piece, piece_origins, i == 0 and j == 0):
+                    yield None, word, word_origins
+
+    def aligned_tokens(self, text: str) -> list[Token]:
+        """The tokens of one text with their character offsets and words, before truncation and special tokens.
+
+        A token covers the original characters of its first and last normalised ones, as tokenizers'
+        ``NormalizedString::convert_offsets`` has it (an inserted character with no origin gives (0, 0)).
+        """
+        tokens: list[Token] = []
+        for word_index, (added, word, origins) in enumerate(self.aligned_words(text)):
+            if added is not None:
+                tokens.append(Token(added.id, word, span(origins, 0, len(word)), word_index))
+                continue
+            for id, value, start, end in self.word_spans(word):
+                tokens.append(Token(id, value, span(origins, start, end), word_index))
+        return tokens
+
     def tokenize(self, text: str) -> list[str]:
         """The tokens of ``text`` without special tokens, spelt as tokenizers does: an added token as matched."""
         tokens: list[str] = []
@@ -373,6 +480,8 @@ class PreTrainedTokenizer:
         return_tensors: str | None = None,
         return_attention_mask: bool = True,
         return_token_type_ids: bool | None = None,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
         add_special_tokens: bool = True,
     ) -> BatchEncoding:
         """Tokenise a text, a pair of texts, or a batch of either, as ``transformers`` tokenizers do.
@@ -380,7 +489,19 @@ class PreTrainedTokenizer:
         ``padding``: False, True or "longest" (to the longest of the batch), or "max_length".
         ``truncation``: True or "longest_first", "only_first", "only_second"; ``max_length`` alone implies it.
         ``return_tensors="pt"`` gives int64 tensors of shape (batch, length), batch 1 for a single text.
+        ``return_offsets_mapping``: each token's ``(start, end)`` in its own text ((0, 0) for special tokens and
+        padding; a (batch, length, 2) tensor with ``"pt"``); ``return_special_tokens_mask``: 1 for those.
         """
+        again = functools.partial(  # for word_ids() and sequence_ids() on a call without offsets
+            self.__call__,
+            text,
+            text_pair,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            add_special_tokens=add_special_tokens,
+            return_offsets_mapping=True,
+        )
         if return_tensors not in (None, "pt"):
             raise TokenizerError(f"return_tensors must be None or 'pt' (PyTorch), got {return_tensors!r}")
         batched = not isinstance(text, str)
@@ -391,19 +512,27 @@ class PreTrainedTokenizer:
         else:
             pairs = [(text, text_pair or None)]  # as in transformers, an empty text_pair is no pair
         padding, truncation, max_length = self._strategies(padding, truncation, max_length)
-        rows = [self._encode(first, second, truncation, max_length, add_special_tokens) for first, second in pairs]
+        aligned = return_offsets_mapping or return_special_tokens_mask
+        encode = self._encode_aligned if aligned else self._encode
+        rows = [encode(first, second, truncation, max_length, add_special_tokens) for first, second in pairs]
 
-        columns: dict[str, list[list[int]]] = {"input_ids": [ids for ids, _ in rows]}
+        columns: dict[str, list[list[Any]]] = {"input_ids": [row["input_ids"] for row in rows]}
         if return_token_type_ids is None:
             return_token_type_ids = "token_type_ids" in self.model_input_names
         if return_token_type_ids:
-            columns["token_type_ids"] = [types for _, types in rows]
+            columns["token_type_ids"] = [row["token_type_ids"] for row in rows]
         if return_attention_mask:
-            columns["attention_mask"] = [[1] * len(ids) for ids, _ in rows]
+            columns["attention_mask"] = [[1] * len(row["input_ids"]) for row in rows]
+        for name, wanted in zip(ALIGNED_COLUMNS, (return_special_tokens_mask, return_offsets_mapping), strict=True):
+            if wanted:
+                columns[name] = [row[name] for row in rows]
+        alignments = {name: [row[name] for row in rows] for name in ALIGNMENTS} if aligned else None
         if padding is not None:
-            length = max_length if padding == "max_length" else max(len(ids) for ids, _ in rows)
+            length = max_length if padding == "max_length" else max(len(row["input_ids"]) for row in rows)
             self._pad(columns, length)
-        return self._batch_encoding(columns, batched, return_tensors)
+            if alignments is not None:
+                self._pad(alignments, length)
+        return self._batch_encoding(columns, batched, return_tensors, alignments or again)
 
     def encode(self, text: str, text_pair: str | None = None, **kwargs: Any) -> Any:
         """The ``input_ids`` of one text or pair; keyword arguments as in ``__call__``."""
@@ -438,20 +567,59 @@ class PreTrainedTokenizer:
 
     def _encode(
         self, first: str, second: str | None, truncation: str | None, max_length: int | None, add_special_tokens: bool
-    ) -> tuple[list[int], list[int]]:
+    ) -> dict[str, list[int]]:
         """The ids and token types of one text or pair: tokenised, truncated, then framed by special tokens."""
         first_ids = self.text_to_ids(first)
         second_ids = None if second is None else self.text_to_ids(second)
-        if truncation is not None:
-            budget = max_length - (self.template.num_special_tokens(second is not None) if add_special_tokens else 0)
-            # tokenizers' unsigned arithmetic wraps around, so a budget below zero truncates nothing.
-            if budget >= 0:
-                first_ids, second_ids = self._truncate(first_ids, second_ids, budget, truncation)
-        return self.template.apply(first_ids, second_ids, add_special_tokens)
+        first_ids, second_ids = self._fit(first_ids, second_ids, truncation, max_length, add_special_tokens)
+        ids, types = self.template.apply(first_ids, second_ids, add_special_tokens)
+        return {"input_ids": ids, "token_type_ids": types}
+
+    def _encode_aligned(
+        self, first: str, second: str | None, truncation: str | None, max_length: int | None, add_special_tokens: bool
+    ) -> dict[str, list[Any]]:
+        """``_encode``, with what tokenizers' ``Encoding`` adds: each token's offsets, word and sequence, and
+        whether it is a special token; the template trims the offsets first if it says so."""
+        sequences = self._fit(
+            self.aligned_tokens(first),
+            None if second is None else self.aligned_tokens(second),
+            truncation,
+            max_length,
+            add_special_tokens,
+        )
+        names = ("input_ids", "token_type_ids", *ALIGNED_COLUMNS, *ALIGNMENTS)
+        row: dict[str, list[Any]] = {name: [] for name in names}
+        ids, types, special, offsets, words, sequence_ids = row.values()
+        for item, type_id in self.template.items(second is not None, add_special_tokens):
+            if item not in ("A", "B"):  # a special token
+                tokens, sequence = [Token(item, "", (0, 0), None)], None
+            else:
+                sequence = 0 if item == "A" else 1
+                tokens = sequences[sequence] or []
+            ids += [token.id for token in tokens]
+            types += [type_id] * len(tokens)
+            special += [int(sequence is None)] * len(tokens)
+            if self.template.trim_offsets and sequence is not None:
+                offsets += [self.template.trim(t.value, t.offsets, i == 0) for i, t in enumerate(tokens)]
+            else:
+                offsets += [token.offsets for token in tokens]
+            words += [token.word for token in tokens]
+            sequence_ids += [sequence] * len(tokens)
+        return row
+
+    def _fit(
+        self, first: list[T], second: list[T] | None, truncation: str | None, max_length: int | None, special: bool
+    ) -> tuple[list[T], list[T] | None]:
+        """Truncate one or two sequences to ``max_length`` with room for their ``special`` tokens, if asked."""
+        if truncation is None:
+            return first, second
+        budget = max_length - (self.template.num_special_tokens(second is not None) if special else 0)
+        # tokenizers' unsigned arithmetic wraps around, so a budget below zero truncates nothing.
+        return self._truncate(first, second, budget, truncation) if budget >= 0 else (first, second)
 
     def _truncate(
-        self, first: list[int], second: list[int] | None, budget: int, strategy: str
-    ) -> tuple[list[int], list[int] | None]:
+        self, first: list[T], second: list[T] | None, budget: int, strategy: str
+    ) -> tuple[list[T], list[T] | None]:
         """Cut one or two sequences to ``budget`` ids in all, as tokenizers' ``truncate_encodings`` does."""
         if budget == 0:  # whatever the strategy, nothing of either sequence stays
             return [], None if second is None else []
@@ -480,12 +648,13 @@ class PreTrainedTokenizer:
         cut = self._cut(target, len(target) - excess)
         return (cut, second) if strategy == "only_first" else (first, cut)
 
-    def _cut(self, ids: list[int], keep: int) -> list[int]:
+    def _cut(self, ids: list[T], keep: int) -> list[T]:
         return ids[:keep] if self.truncation_side == "right" else ids[len(ids) - keep :]
 
-    def _pad(self, columns: dict[str, list[list[int]]], length: int) -> None:
+    def _pad(self, columns: dict[str, list[list[Any]]], length: int) -> None:
         """Pad every row to ``length`` (rows already longer stay as they are) on ``padding_side``."""
         pad_values = {"input_ids": self.pad_token_id, "token_type_ids": 0, "attention_mask": 0}
+        pad_values |= {"special_tokens_mask": 1, "offset_mapping": (0, 0), "word_ids": None, "sequence_ids": None}
         for name, rows in columns.items():
             for row in rows:
                 padding = [pad_values[name]] * (length - len(row))
@@ -496,16 +665,23 @@ class PreTrainedTokenizer:
 
     @staticmethod
     def _batch_encoding(
-        columns: dict[str, list[list[int]]], batched: bool, return_tensors: str | None
+        columns: dict[str, list[list[Any]]],
+        batched: bool,
+        return_tensors: str | None,
+        alignments: dict[str, list[Any]] | Callable[[], BatchEncoding],
     ) -> BatchEncoding:
         if return_tensors is None:
-            return BatchEncoding({name: rows if batched else rows[0] for name, rows in columns.items()})
+            return BatchEncoding({name: rows if batched else rows[0] for name, rows in columns.items()}, alignments)
         if len({len(row) for row in columns["input_ids"]}) > 1:
             raise TokenizerError(
                 "the sequences have different lengths and cannot form one tensor: pass padding=True "
                 "(and truncation=True if they may exceed the model's length)"
             )
-        return BatchEncoding({name: torch.tensor(rows, dtype=torch.long) for name, rows in columns.items()})
+        tensors = {name: torch.tensor(rows, dtype=torch.long) for name, rows in columns.items()}
+        if "offset_mapping" in tensors:  # (B, T, 2), also where T is 0
+            rows = columns["offset_mapping"]
+            tensors["offset_mapping"] = tensors["offset_mapping"].reshape(len(rows), len(rows[0]) if rows else 0, 2)
+        return BatchEncoding(tensors, alignments)
 
     # Ids to text.
 
@@ -531,6 +707,31 @@ class PreTrainedTokenizer:
     def batch_decode(self, sequences: Iterable[Iterable[int]], **kwargs: Any) -> list[str]:
         """``decode`` for each sequence (a list of lists or a 2-d tensor)."""
         return [self.decode(ids, **kwargs) for ids in sequences]
+
+
+def pipeline_source(cls: type[PreTrainedTokenizer], files: TokenizerFiles, rebuilt: bool) -> str:
+    """Where a tokenizer's steps came from, in words (``tokenizer.pipeline_source``)."""
+    if rebuilt:
+        return f"rebuilt as transformers 5's {cls.__name__} does, around {files.vocab_path.name}"
+    if cls.rebuilds:
+        return f"the folder's {TOKENIZER_FILE} whole, where transformers 5's {cls.__name__} rebuilds it"
+    return f"the folder's {TOKENIZER_FILE} whole, as transformers 5's TokenizersBackend runs it"
+
+
+def written_spec(files: TokenizerFiles, class_name: str) -> dict[str, Any]:
+    """The folder's tokenizer.json, which a folder of the classic files alone does not have."""
+    if files.tokenizer_json is None:
+        raise TokenizerError(f"{files.folder}: {class_name} reads {TOKENIZER_FILE} as it is, which is missing")
+    return files.tokenizer_json
+
+
+def span(origins: Origins, start: int, end: int) -> tuple[int, int]:
+    """The original characters behind normalised characters [start, end): from the first's to the last's.
+
+    An origin of -1 (a character inserted before any other) counts as the span (0, 0), as in tokenizers.
+    """
+    first, last = origins[start], origins[end - 1]
+    return (first if first >= 0 else 0), (last + 1 if last >= 0 else 0)
 
 
 def as_ids(ids: Iterable[int]) -> list[int]:
