@@ -122,6 +122,7 @@ from minibert.nomic_bert import (
     NomicBertModel,
 )
 from minibert.pretrained import PreTrainedModel
+from minibert.quantization import Int8Linear, quantize
 from minibert.tokenization import (
     AlbertTokenizer,
     AutoTokenizer,
@@ -226,6 +227,7 @@ __all__ = [
     "GteModel",
     "InputError",
     "InputTypeError",
+    "Int8Linear",
     "LoadReport",
     "MPNetConfig",
     "MPNetForMaskedLM",
@@ -272,4 +274,5 @@ __all__ = [
     "XLMRobertaForTokenClassification",
     "XLMRobertaModel",
     "XLMRobertaTokenizer",
+    "quantize",
 ]

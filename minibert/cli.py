@@ -6,10 +6,12 @@ with minibert and with transformers, runs both on the same padded inputs, and pr
 largest difference after the embeddings, after every layer and in every output, so the
 first place they part is visible. Exit codes: 0 pass, 1 mismatch, 2 error.
 
-``embed``, ``rerank``, ``classify`` and ``fill-mask`` take texts as arguments, from files
-(``--file``, one per line) or from stdin (``-``). ``embed`` writes one JSON array per text
-to stdout, or a ``.npy`` / ``.safetensors`` / ``.jsonl`` file (``--output``), or shows the
-similarity matrix (``--similarity``). Warnings (a head initialised at random) go to stderr.
+``embed``, ``rerank``, ``classify``, ``fill-mask`` and ``ner`` take texts as arguments, from
+files (``--file``, one per line) or from stdin (``-``); ``qa`` takes ``--question`` and
+``--context``. ``embed`` writes one JSON array per text to stdout, or a ``.npy`` /
+``.safetensors`` / ``.jsonl`` file (``--output``), or shows the similarity matrix
+(``--similarity``); ``ner`` and ``qa`` write JSON lines. Warnings (a head initialised at
+random) go to stderr.
 """
 
 from __future__ import annotations
@@ -35,8 +37,16 @@ from minibert.encoders import CrossEncoder, SentenceEncoder
 from minibert.errors import MinibertError
 from minibert.loading import READ_STATUSES, LoadReport, read_tensor
 from minibert.pretrained import PreTrainedModel
-from minibert.tasks import check_positive, classify, fill_mask
+from minibert.tasks import (
+    AGGREGATION_STRATEGIES,
+    check_positive,
+    classify,
+    fill_mask,
+    question_answering,
+    token_classification,
+)
 from minibert.tokenization import AutoTokenizer
+from minibert.tokenization.auto import tokenizer_summary
 
 
 def default_checkpoint() -> Path:
@@ -122,6 +132,7 @@ def inspect(args: argparse.Namespace) -> int:
         "parameters": model.num_parameters(),
         "config": config.to_dict(),
         "files": files,
+        "tokenizer": tokenizer_summary(checkpoint.folder),  # None: no tokenizer files in the folder
         **report.to_dict(),
     }
     if args.json:
@@ -138,6 +149,11 @@ def inspect(args: argparse.Namespace) -> int:
     print(f"model       {cls.__name__}, {model.num_parameters():,} parameters (tied tensors counted once)")
     for entry in files:
         print(f"file        {entry['file']}: {entry['bytes'] / 1e6:.1f} MB, {entry['tensors']} tensors")
+    if (tokenizer := summary["tokenizer"]) is not None:
+        source = tokenizer.get("pipeline_source", f"unreadable: {tokenizer.get('error')}")
+        print(f"tokenizer   {tokenizer.get('class', '-')}, {source}")
+        for stage, where in tokenizer.get("differs_from_tokenizer_json", {}).items():
+            print(f"tokenizer   {stage} differs from tokenizer.json on {where}")
     rows = [("checkpoint key", "model key", "shape", "dtype", "status", "rule / use")]
     for r in report.records:
         shape = "x".join(map(str, r.shape if r.shape is not None else r.model_shape or ())) or "scalar"
@@ -372,6 +388,53 @@ def classify_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def ner_command(args: argparse.Namespace) -> int:
+    """One JSON line per text: the text and its entities, as transformers' token-classification pipeline."""
+    model = minibert.AutoModelForTokenClassification.from_pretrained(args.checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
+    texts = read_texts(args)
+    answers = token_classification(
+        model,
+        tokenizer,
+        texts,
+        aggregation_strategy=args.aggregation_strategy,
+        batch_size=args.batch_size,
+        show_progress_bar=progress(texts),
+    )
+    for text, entities in zip(texts, answers, strict=True):
+        print(json.dumps({"text": text, "entities": entities}, ensure_ascii=False))
+    return 0
+
+
+def qa_command(args: argparse.Namespace) -> int:
+    """One JSON line per question: the question and its answers in the context (a list, however many)."""
+    if (args.context is None) == (args.context_file is None):
+        raise MinibertError("give the context as --context TEXT or --context-file PATH (- reads stdin)")
+    model = minibert.AutoModelForQuestionAnswering.from_pretrained(args.checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
+    questions = read_texts(args, "question")
+    context = args.context
+    if context is None:
+        context = sys.stdin.read() if args.context_file == "-" else Path(args.context_file).read_text(encoding="utf-8")
+    answers = question_answering(
+        model,
+        tokenizer,
+        questions,
+        [context] * len(questions),
+        top_k=args.top_k,
+        max_answer_len=args.max_answer_len,
+        doc_stride=args.doc_stride,
+        max_seq_len=args.max_seq_len,
+        handle_impossible_answer=args.handle_impossible_answer,
+        batch_size=args.batch_size,
+        show_progress_bar=progress(questions),
+    )
+    for question, found in zip(questions, answers, strict=True):
+        found = found if isinstance(found, list) else [found]
+        print(json.dumps({"question": question, "answers": found}, ensure_ascii=False))
+    return 0
+
+
 def add_text_inputs(command: argparse.ArgumentParser, name: str = "texts", what: str = "texts") -> None:
     """Texts as arguments (``-``: stdin, one per line), ``--file`` (one per line) and ``--batch-size``."""
     command.add_argument(name, nargs="*", help=f"the {what}; - reads them from stdin, one per line")
@@ -420,6 +483,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_text_inputs(fill, what="texts, each with the model's mask token, e.g. [MASK] or <mask>")
     fill.add_argument("--top-k", type=int, default=5)
     fill.set_defaults(run=fill_mask_command)
+    entities = commands.add_parser("ner", help="the entities of texts, from a token-classification checkpoint")
+    entities.add_argument("checkpoint", help="folder or Hub id of a token-classification checkpoint")
+    add_text_inputs(entities)
+    entities.add_argument(
+        "--aggregation-strategy", choices=AGGREGATION_STRATEGIES, default="simple", help="how tokens form entities"
+    )
+    entities.set_defaults(run=ner_command)
+    answer = commands.add_parser("qa", help="answers to questions, as spans of a context (extractive QA)")
+    answer.add_argument("checkpoint", help="folder or Hub id of a question-answering checkpoint")
+    answer.add_argument("--question", action="append", default=[], help="a question (may be repeated; - reads stdin)")
+    answer.add_argument("--file", action="append", help="a file of questions, one per line (may be repeated)")
+    answer.add_argument("--context", help="the text the answers are taken from")
+    answer.add_argument("--context-file", help="a file holding the context (- reads stdin)")
+    answer.add_argument("--top-k", type=int, default=1, help="answers per question (default 1)")
+    answer.add_argument("--max-answer-len", type=int, default=15, help="longest answer in tokens (default 15)")
+    answer.add_argument("--max-seq-len", type=int, help="tokens per window (default: the model's, at most 384)")
+    answer.add_argument("--doc-stride", type=int, help="tokens shared by adjacent windows (default: up to 128)")
+    answer.add_argument("--handle-impossible-answer", action="store_true", help='"no answer" may be an answer')
+    answer.add_argument("--batch-size", type=int, default=32, help="windows run together (default 32)")
+    answer.set_defaults(run=qa_command)
     # argparse gives a "*" positional nothing once an option comes between it and the one before (embed PATH
     # --normalize TEXT...): the texts after the options come back unparsed, and are added here.
     args, extra = parser.parse_known_args(argv)

@@ -20,7 +20,7 @@ heads come from ``minibert.bert``. Mirrors transformers/models/electra/modeling_
 
 from __future__ import annotations
 
-from typing import ClassVar, Unpack
+from typing import Any, ClassVar, Unpack
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -280,11 +280,7 @@ class ElectraForMultipleChoice(ElectraPreTrainedModel, BertForMultipleChoice):
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return LogitsOutput(loss, logits, outputs.hidden_states, outputs.attentions)
 
-    def set_unpadding(self, enabled: bool = True) -> None:
-        """Refused for summaries that read padding positions, which the unpadded path leaves at zero."""
-        if enabled and self.sequence_summary.summary_type != "first":
-            raise ValueError(
-                f"summary_type {self.sequence_summary.summary_type!r} reads padding positions, which the unpadded "
-                "path does not compute: keep unpadding off for this model (summary_type 'first' allows it)"
-            )
-        super().set_unpadding(enabled)
+    def reads_padding(self, inputs: dict[str, Any]) -> bool:
+        """The "last" and "mean" summaries read padding positions (transformers' mean counts them): run padded."""
+        mask = inputs.get("attention_mask")
+        return self.sequence_summary.summary_type != "first" and isinstance(mask, Tensor) and not bool(mask.all())

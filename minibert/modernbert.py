@@ -12,10 +12,10 @@ What differs from BERT, and only this is written here:
   after (``final_norm`` closes the stack; the first block's ``attn_norm`` is an identity, the
   embeddings having just been normalised); ``Wqkv`` projects queries, keys and values at once;
   the feed-forward is a GLU; LayerNorms and Linears have biases only where the config says;
-* it runs unpadded by default (``set_unpadding(False)`` turns it off): it was designed to. A head
-  whose outputs would read a padding position's hidden state (the span loss, a label at padding,
-  the first token of a left-padded sentence) runs that call padded, so that every output is
-  transformers' own;
+* it runs unpadded by default, as every minibert model does for inference (``set_unpadding``), the
+  way it was designed to. A head whose outputs would read a padding position's hidden state (the
+  span loss, a label at padding, the first token of a left-padded sentence) runs that call padded
+  (``reads_padding``), so that every output is transformers' own;
 * the heads share a ``head`` (dense, activation, norm) before their classifier; sentence heads
   read the first token or the mean of the real tokens (``classifier_pooling``); the MLM
   ``decoder`` is tied to ``tok_embeddings``; weights start truncated-normal, scaled by role.
@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar, Unpack
+from typing import Any, ClassVar, Literal, TypeVar, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -47,11 +45,12 @@ from minibert.bert import (
     run_layers,
     sequence_classification_loss,
     span_loss,
+    unpadded_layout,
 )
 from minibert.config import EncoderConfig, ModernBertConfig
 from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, QuestionAnsweringModelOutput
-from minibert.pretrained import OutputFlags, PreTrainedModel
+from minibert.pretrained import OutputFlags, PreTrainedModel, labelled_padding
 from minibert.rotary import RotaryEmbedding, apply_rotary
 
 M = TypeVar("M", bound=nn.Module)
@@ -302,8 +301,9 @@ class ModernBertPreTrainedModel(PreTrainedModel):
 class ModernBertModel(ModernBertPreTrainedModel):
     """Embeddings, the layers and ``final_norm``: ``transformers.ModernBertModel`` (it has no pooler).
 
-    Unpadded by default. Head models build it with ``init_weights=False`` and initialise the whole
-    model once; ``add_pooling_layer`` exists only because heads build every encoder the same way.
+    Unpadded by default for inference (``minibert.bert.unpadded_layout``). Head models build it with
+    ``init_weights=False`` and initialise the whole model once; ``add_pooling_layer`` exists only
+    because heads build every encoder the same way.
     """
 
     def __init__(self, config: ModernBertConfig, add_pooling_layer: bool = False, init_weights: bool = True) -> None:
@@ -328,7 +328,7 @@ class ModernBertModel(ModernBertPreTrainedModel):
             }
         )  # no weights: the rotations are computed from the positions in each forward pass
         self.gradient_checkpointing: dict[str, Any] | None = None  # see PreTrainedModel.gradient_checkpointing_enable
-        self.unpad = True  # see PreTrainedModel.set_unpadding
+        self.unpad: bool | Literal["auto"] = "auto"  # see PreTrainedModel.set_unpadding
         if init_weights:
             self.post_init()
 
@@ -363,9 +363,8 @@ class ModernBertModel(ModernBertPreTrainedModel):
         hidden_states = self.embeddings(input_ids, inputs_embeds)  # (B, T, H)
         if position_ids is None:
             position_ids = torch.arange(hidden_states.shape[1], device=hidden_states.device)[None]  # (1, T)
-        mask = ModernBertMask.from_inputs(
-            attention_mask, position_ids, hidden_states, config, self.rotary_emb, self.unpad
-        )
+        unpad = unpadded_layout(self.unpad, attention_mask, output_attentions)
+        mask = ModernBertMask.from_inputs(attention_mask, position_ids, hidden_states, config, self.rotary_emb, unpad)
         recompute = self.gradient_checkpointing if self.training else None
         outputs = run_layers(self.layers, hidden_states, mask, output_hidden_states, output_attentions, recompute)
         # final_norm on the real tokens only, so that padding stays zeros on the unpadded path.
@@ -373,16 +372,6 @@ class ModernBertModel(ModernBertPreTrainedModel):
         if outputs.hidden_states is not None:  # transformers' last hidden state is the normalised one
             outputs.hidden_states = (*outputs.hidden_states[:-1], outputs.last_hidden_state)
         return outputs
-
-    @contextmanager
-    def padded(self, enabled: bool = True) -> Iterator[None]:
-        """If ``enabled``, calls inside run padded whatever ``set_unpadding`` says: for outputs that read padding."""
-        unpad = self.unpad
-        self.unpad = unpad and not enabled
-        try:
-            yield
-        finally:
-            self.unpad = unpad
 
 
 # -- heads ------------------------------------------------------------------------------------
@@ -408,7 +397,7 @@ class ModernBertHeadModel(ModernBertPreTrainedModel):
     """A head on the encoder: ``forward`` takes transformers' inputs in its order, runs the encoder, then ``scores()``.
 
     A call runs padded if ``reads_padding`` says its outputs read a padding position (on the unpadded
-    path those hidden states are zeros, not transformers' values).
+    path those hidden states are zeros, not transformers' values): ``PreTrainedModel.__call__`` asks it.
     """
 
     def forward(
@@ -421,26 +410,14 @@ class ModernBertHeadModel(ModernBertPreTrainedModel):
         **flags: Unpack[OutputFlags],
     ) -> LogitsOutput:
         inputs = (input_ids, attention_mask, position_ids, inputs_embeds)
-        with self.base_model.padded(self.base_model.unpad and self.reads_padding(attention_mask, labels)):
-            outputs = self.base_model(*inputs, return_dict=True, **flags)
+        outputs = self.base_model(*inputs, return_dict=True, **flags)
         return self.scores(outputs, labels, attention_mask)
-
-    def reads_padding(self, attention_mask: Tensor | None, labels: Tensor | None) -> bool:
-        """Whether this call's outputs read a padding position's hidden state."""
-        return False
 
     def scores(
         self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, attention_mask: Tensor | None
     ) -> LogitsOutput:
         """Scores from the encoder's ``outputs``, and the loss if ``labels`` are given."""
         raise NotImplementedError(f"{type(self).__name__} computes no scores")
-
-
-def labelled_padding(attention_mask: Tensor | None, labels: Tensor | None, ignored: int = -100) -> bool:
-    """Whether any padding position holds a label other than ``ignored``: a loss there reads padding."""
-    if attention_mask is None or labels is None:
-        return False
-    return bool(((labels != ignored) & (attention_mask == 0)).any())
 
 
 class ModernBertForMaskedLM(ModernBertHeadModel):
@@ -461,9 +438,10 @@ class ModernBertForMaskedLM(ModernBertHeadModel):
     def _decoder_name(self) -> str:
         return "decoder"
 
-    def reads_padding(self, attention_mask: Tensor | None, labels: Tensor | None) -> bool:
-        sparse = self.config.sparse_prediction
-        return labelled_padding(attention_mask, labels, self.config.sparse_pred_ignore_index if sparse else -100)
+    def reads_padding(self, inputs: dict[str, Any]) -> bool:
+        """A label at a padding position; with ``sparse_prediction``, unlabelled is ``sparse_pred_ignore_index``."""
+        ignored = self.config.sparse_pred_ignore_index if self.config.sparse_prediction else -100
+        return labelled_padding(inputs.get("attention_mask"), inputs.get("labels"), ignored)
 
     def scores(
         self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, attention_mask: Tensor | None
@@ -496,9 +474,10 @@ class ModernBertForSequenceClassification(ModernBertHeadModel):
         self.classifier = with_init(nn.Linear(config.hidden_size, config.num_labels), "final_out")
         self.post_init()
 
-    def reads_padding(self, attention_mask: Tensor | None, labels: Tensor | None) -> bool:
+    def reads_padding(self, inputs: dict[str, Any]) -> bool:
         """ "cls" reads position 0, whatever it holds: padding, in a left-padded batch."""
-        return self.config.classifier_pooling == "cls" and attention_mask is not None and not attention_mask[:, 0].all()
+        mask = inputs.get("attention_mask")
+        return self.config.classifier_pooling == "cls" and isinstance(mask, Tensor) and not bool(mask[:, 0].all())
 
     def scores(
         self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, attention_mask: Tensor | None
@@ -525,9 +504,6 @@ class ModernBertForTokenClassification(ModernBertHeadModel):
         self.classifier = with_init(nn.Linear(config.hidden_size, config.num_labels), "final_out")
         self.post_init()
 
-    def reads_padding(self, attention_mask: Tensor | None, labels: Tensor | None) -> bool:
-        return labelled_padding(attention_mask, labels)
-
     def scores(
         self, outputs: BaseModelOutputWithPooling, labels: Tensor | None, attention_mask: Tensor | None
     ) -> LogitsOutput:
@@ -547,7 +523,7 @@ class ModernBertForQuestionAnswering(ModernBertPreTrainedModel):
     """Extractive QA: a start and an end score for every token (``transformers.ModernBertForQuestionAnswering``).
 
     The span loss is a softmax over every position, padding included: a call given span positions
-    runs padded (inference keeps the unpadded path).
+    runs padded (``PreTrainedModel.reads_padding``; inference keeps the unpadded path).
     """
 
     def __init__(self, config: ModernBertConfig) -> None:
@@ -573,8 +549,7 @@ class ModernBertForQuestionAnswering(ModernBertPreTrainedModel):
         **kwargs: Unpack[QuestionAnsweringInputs],
     ) -> QuestionAnsweringModelOutput:
         inputs = (input_ids, attention_mask, position_ids, kwargs.pop("inputs_embeds", None))
-        with self.base_model.padded(start_positions is not None and end_positions is not None):
-            outputs = self.base_model(*inputs, return_dict=True, **kwargs)
+        outputs = self.base_model(*inputs, return_dict=True, **kwargs)
         logits = self.classifier(self.drop(self.head(outputs.last_hidden_state)))  # (B, T, 2)
         start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))  # (B, T) each
         loss = span_loss(start_logits, end_logits, start_positions, end_positions)

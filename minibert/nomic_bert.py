@@ -43,14 +43,14 @@ from minibert.bert import (
     EncoderModel,
     HeadModel,
     Pooler,
-    attend,
+    attend_heads,
     masked_lm_loss,
     run_layers,
 )
 from minibert.config import EncoderConfig, NomicBertConfig
 from minibert.loading import KeyRule
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput
-from minibert.rotary import RotaryEmbedding, apply_rotary
+from minibert.rotary import RotaryEmbedding
 
 # -- one layer ---------------------------------------------------------------------------------
 
@@ -79,17 +79,13 @@ class NomicBertAttention(nn.Module):
         mask: AttentionMask,
         output_attentions: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
-        q, k, v = (mask.to_batch(proj(hidden_states)) for proj in (self.q_proj, self.k_proj, self.v_proj))
-        batch, length, _ = q.shape  # (B, T, nh * hs)
-        heads = (batch, length, self.num_heads, self.head_dim)
-        q, k, v = (x.view(heads).transpose(1, 2) for x in (q, k, v))  # (B, nh, T, hs)
-        q, k = apply_rotary(q, *mask.rotary), apply_rotary(k, *mask.rotary)  # (B, nh, T, hs)
+        q, k, v = (proj(hidden_states) for proj in (self.q_proj, self.k_proj, self.v_proj))  # (B, T, nh * hs)
         eager = self.attn_implementation == "eager" or output_attentions
         dropout = self.dropout_prob if self.training else 0.0
-        k, v = mask.hide_padding(k), mask.hide_padding(v)  # padding never reaches real tokens, even as NaN
-        context, probs = attend(q, k, v, mask.bias, dropout, eager)  # (B, nh, T, hs)
-        context = context.transpose(1, 2).reshape(batch, length, -1)  # (B, T, nh * hs)
-        return self.o_proj(mask.to_tokens(context)), probs  # (B, T, H), or (N, H)
+        context, probs = attend_heads(
+            q, k, v, mask, self.num_heads, self.head_dim, dropout, eager
+        )  # rotated by mask.rotary
+        return self.o_proj(context), probs  # (B, T, H), or (N, H)
 
 
 class NomicBertMLP(nn.Module):

@@ -13,12 +13,16 @@ resized vocabulary, pruned attention heads, gradient checkpointing).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypedDict
+from typing import Any, ClassVar, Literal, Self, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +75,26 @@ def check_return_dict(model: nn.Module, return_dict: bool | None) -> None:
         )
 
 
+@cache
+def forward_parameters(model_class: type[nn.Module]) -> tuple[str, ...]:
+    """The names of ``model_class.forward``'s positional parameters, in order (after ``self``)."""
+    parameters = inspect.signature(model_class.forward).parameters.values()
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(p.name for p in parameters if p.kind in positional)[1:]
+
+
+def named_inputs(model_class: type[nn.Module], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments by name: ``model(ids, mask, labels=y)`` -> {"input_ids": ids, "attention_mask": mask, ...}."""
+    return {**dict(zip(forward_parameters(model_class), args, strict=False)), **kwargs}
+
+
+def labelled_padding(attention_mask: Any, labels: Any, ignored: int = -100) -> bool:
+    """Whether a (B, T) ``labels`` holds a label other than ``ignored`` at a padding position: a loss there reads it."""
+    if not isinstance(labels, Tensor) or not isinstance(attention_mask, Tensor) or labels.shape != attention_mask.shape:
+        return False
+    return bool(((labels != ignored) & (attention_mask == 0)).any())
+
+
 class PreTrainedModel(nn.Module):
     """What every model shares; subclasses set ``config_class`` and ``base_model_prefix``."""
 
@@ -99,7 +123,10 @@ class PreTrainedModel(nn.Module):
         refused = sorted(REFUSED_INPUTS.keys() & kwargs.keys())
         if refused:
             raise ValueError(f"{refused[0]} is not supported: {REFUSED_INPUTS[refused[0]]}")
-        outputs = super().__call__(*args, **kwargs)
+        # Compiled graphs run padded (minibert.bert.unpadded_layout): nothing to ask while tracing.
+        reads_padding = not torch.compiler.is_compiling() and self.reads_padding(named_inputs(type(self), args, kwargs))
+        with self.padded(reads_padding):
+            outputs = super().__call__(*args, **kwargs)
         return_dict = self.config.return_dict if return_dict is None else return_dict
         return outputs if return_dict else outputs.to_tuple()
 
@@ -219,6 +246,11 @@ class PreTrainedModel(nn.Module):
         complete: a save that fails or is interrupted leaves the checkpoint already in the folder
         loadable, byte for byte as it was. A symlink in the folder is replaced, never written through.
         """
+        if getattr(self, "is_quantized", False):  # set by minibert.quantization.quantize
+            raise ValueError(
+                f"{type(self).__name__} is quantized: its int8 layers are not a transformers checkpoint; "
+                "save the model before quantize(), and quantize it again after loading"
+            )
         config = self.config.replace(
             architectures=[type(self).__name__],
             extra={**self.config.extra, "dtype": str(self.dtype).removeprefix("torch.")},
@@ -362,14 +394,45 @@ class PreTrainedModel(nn.Module):
 
     # -- speed switches -------------------------------------------------------------------
 
-    def set_unpadding(self, enabled: bool = True) -> None:
-        """Run padded batches on their real tokens only: a speed-up for batches of mixed lengths.
+    def set_unpadding(self, enabled: bool | Literal["auto"] = True) -> None:
+        """Whether padded batches run on their real tokens only: a speed-up for batches of mixed lengths.
 
         Projections, feed-forward blocks and LayerNorms then skip padding; attention still sees
         the (B, T) layout. Outputs at real tokens are unchanged (within float rounding); outputs
         at padding positions, which transformers computes but nothing should read, are zeros.
+        ``"auto"``, the default, unpads inference batches where it is faster; True unpads every
+        batch with padding, in training too; False never unpads (every position as transformers).
+        Either way, outputs that read padding run padded (``minibert.bert.unpadded_layout``,
+        ``reads_padding``).
         """
+        if enabled not in (True, False, "auto"):
+            raise ValueError(f"set_unpadding takes True, False or 'auto', got {enabled!r}")
         self.base_model.unpad = enabled
+
+    def reads_padding(self, inputs: dict[str, Any]) -> bool:
+        """Whether the outputs of a call with ``inputs`` (by name) read a padding position's hidden state.
+
+        Then the call runs padded (``padded``): on the unpadded path those states are zeros. The span
+        loss is a softmax over every position (``span_loss``), and a label at a padding position
+        (anything but -100) is scored there. Heads that read padding otherwise say so in their own.
+        """
+        mask = inputs.get("attention_mask")
+        if inputs.get("start_positions") is not None and inputs.get("end_positions") is not None:
+            return isinstance(mask, Tensor) and not bool(mask.all())
+        return labelled_padding(mask, inputs.get("labels"))
+
+    @contextmanager
+    def padded(self, enabled: bool = True) -> Iterator[None]:
+        """If ``enabled``, calls inside run padded whatever ``set_unpadding`` says; the setting is put back after."""
+        if not enabled:
+            yield
+            return
+        base = self.base_model
+        setting, base.unpad = base.unpad, False
+        try:
+            yield
+        finally:
+            base.unpad = setting
 
     def set_float32_matmuls(self, enabled: bool = True) -> None:
         """Keep the weights in their (bf16 or fp16) dtype, but multiply in float32.

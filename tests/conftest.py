@@ -16,6 +16,8 @@ import torch
 import transformers
 
 import minibert
+from minibert.bert import AttentionMask
+from minibert.pretrained import PreTrainedModel
 
 transformers.utils.logging.disable_progress_bar()
 
@@ -644,8 +646,60 @@ def labels_for(class_name: str, config_name: str, inputs: dict[str, torch.Tensor
     raise AssertionError(class_name)
 
 
+# The outputs of minibert calls that ran unpadded in the current test: id -> (outputs, (B, T) mask of real tokens).
+UNPADDED_OUTPUTS: dict[int, tuple[object, torch.Tensor]] = {}
+
+
+@pytest.fixture(autouse=True)
+def record_unpadded_calls(monkeypatch):
+    """Note which outputs come from a forward pass that ran unpadded (zeros at padding): see assert_outputs_close."""
+    masks = []
+    from_padding, call = AttentionMask.from_padding.__func__, PreTrainedModel.__call__
+
+    def spy_from_padding(cls, attention_mask, *args, **kwargs):
+        mask = from_padding(cls, attention_mask, *args, **kwargs)
+        if mask.tokens is not None:
+            masks.append(attention_mask.ne(0))
+        return mask
+
+    def spy_call(self, *args, **kwargs):
+        seen = len(masks)
+        outputs = call(self, *args, **kwargs)
+        if len(masks) > seen:
+            UNPADDED_OUTPUTS[id(outputs)] = (outputs, masks[-1])
+        return outputs
+
+    monkeypatch.setattr(AttentionMask, "from_padding", classmethod(spy_from_padding))
+    monkeypatch.setattr(PreTrainedModel, "__call__", spy_call)
+    yield
+    UNPADDED_OUTPUTS.clear()
+
+
+def unpadded_mask(outputs) -> torch.Tensor | None:
+    """The (B, T) mask of real tokens if ``outputs`` come from a call that ran unpadded, else None."""
+    outputs_and_mask = UNPADDED_OUTPUTS.get(id(outputs))
+    return None if outputs_and_mask is None or outputs_and_mask[0] is not outputs else outputs_and_mask[1]
+
+
 def assert_outputs_close(ours, theirs, atol: float = 1e-5) -> None:
-    """Every tensor field transformers returns is matched by minibert's, within atol."""
+    """Every tensor field transformers returns is matched by minibert's, within atol.
+
+    Where a minibert call ran unpadded (the default for inference batches with padding), per-token
+    outputs are compared at real tokens, and its hidden states must be exactly zero at padding.
+    Either argument may be minibert's (or both).
+    """
+    unpadded = [x for x in (ours, theirs) if unpadded_mask(x) is not None]
+    real = unpadded_mask(unpadded[0]) if unpadded else None
+
+    def close(name: str, get) -> None:
+        actual, expected = get(ours), get(theirs)
+        if real is not None and actual.dim() >= 2 and actual.shape[:2] == real.shape:
+            if name.startswith(("last_hidden_state", "hidden_states")):
+                for outputs in unpadded:
+                    assert torch.all(get(outputs)[~real] == 0), f"{name}: not zero at padding on the unpadded path"
+            actual, expected = actual[real], expected[real]
+        torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=lambda m: f"{name}: {m}")
+
     compared = 0
     for name in (
         "last_hidden_state",
@@ -663,17 +717,26 @@ def assert_outputs_close(ours, theirs, atol: float = 1e-5) -> None:
         actual = getattr(ours, name)
         assert actual is not None, f"minibert returned no {name}"
         assert actual.shape == expected.shape, f"{name}: shape {actual.shape} vs {expected.shape}"
-        torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
+        close(name, lambda outputs, n=name: getattr(outputs, n))
         compared += 1
     for name in ("hidden_states", "attentions"):
         expected = getattr(theirs, name, None)
         if expected:
             actual = getattr(ours, name)
             assert len(actual) == len(expected), f"{name}: {len(actual)} vs {len(expected)}"
-            for i, (a, b) in enumerate(zip(actual, expected, strict=True)):
-                torch.testing.assert_close(a, b, atol=atol, rtol=0, msg=lambda m, n=name, i=i: f"{n}[{i}]: {m}")
+            for i in range(len(actual)):
+                close(f"{name}[{i}]", lambda outputs, n=name, i=i: getattr(outputs, n)[i])
             compared += 1
     assert compared, "nothing was compared"
+
+
+def assert_real_tokens_close(actual, expected, attention_mask, atol: float = 1e-5, rtol: float = 0.0) -> None:
+    """assert_close at real tokens for per-token tensors (B, T, ...): minibert's default inference path leaves
+    padding at zero, where transformers computes values no real token reads. Other tensors are compared whole."""
+    real = attention_mask.reshape(-1, attention_mask.shape[-1]).ne(0)  # (B, T); multiple choice: (B * C, T)
+    if actual.dim() >= 2 and actual.shape[:2] == real.shape:
+        actual, expected = actual[real], expected[real]
+    torch.testing.assert_close(actual, expected, atol=atol, rtol=rtol)
 
 
 def save_bin(

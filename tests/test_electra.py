@@ -53,7 +53,7 @@ def test_discriminator_loss_counts_real_tokens_only_as_in_transformers(config_na
 
 
 @pytest.mark.parametrize("config_name", ["electra-b", "electra-c"])
-def test_unpadding_is_refused_where_the_summary_reads_padding(config_name, checkpoint_dir, reference):
+def test_summaries_that_read_padding_run_padded(config_name, checkpoint_dir, reference):
     """transformers' 'last' and 'mean' summaries read padding positions, which the unpadded path leaves at zero."""
     inputs = inputs_for("ElectraForMultipleChoice", config_name)
     other_padding = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, 2)
@@ -61,11 +61,11 @@ def test_unpadding_is_refused_where_the_summary_reads_padding(config_name, check
     with torch.no_grad():
         assert not torch.allclose(theirs(**inputs).logits, theirs(**{**inputs, "input_ids": other_padding}).logits)
     ours = electra.ElectraForMultipleChoice.from_pretrained(checkpoint_dir("ElectraForMultipleChoice", config_name))
-    summary = ELECTRA_CONFIGS[config_name]["summary_type"]
-    with pytest.raises(ValueError, match=f"summary_type '{summary}' reads padding"):
-        ours.set_unpadding(True)
-    assert ours.electra.unpad is False
-    ours.set_unpadding(False)
+    for unpad in ("auto", True):
+        ours.set_unpadding(unpad)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(**inputs).logits, theirs(**inputs).logits, atol=1e-5, rtol=0)
+        assert ours.electra.unpad == unpad
 
 
 @pytest.mark.parametrize(

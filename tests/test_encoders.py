@@ -261,18 +261,20 @@ def test_the_fast_path_equals_one_plain_padded_batch(st_folder):
     ours = SentenceEncoder(st_folder("fast", pooling_mode=("mean", "max", "lasttoken")))
     model = ours.model
     inputs = ours.tokenizer(TEXTS, padding=True, truncation=True, max_length=16, return_tensors="pt")
-    assert not model.base_model.unpad
+    assert model.base_model.unpad == "auto"
     with torch.no_grad():
         expected = ours.forward(dict(inputs))["sentence_embedding"]
     seen = []
     hook = model.register_forward_pre_hook(
-        lambda module, args, kwargs: seen.append((module.base_model.unpad, kwargs["attention_mask"].sum(1).tolist())),
+        lambda module, args, kwargs: seen.append(
+            (torch.is_inference_mode_enabled(), kwargs["attention_mask"].sum(1).tolist())
+        ),
         with_kwargs=True,
     )
     embeddings = ours.encode(TEXTS, batch_size=3, convert_to_tensor=True)
     hook.remove()
     assert_close(embeddings, expected)
-    assert all(unpadded for unpadded, _ in seen) and not model.base_model.unpad  # on while encoding, off after
+    assert all(inference for inference, _ in seen) and model.base_model.unpad == "auto"  # the default unpads
     lengths = [length for _, batch in seen for length in batch]
     assert lengths == sorted(lengths, reverse=True) and len(seen) == 3  # longest first, in batches of 3
 

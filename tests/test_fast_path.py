@@ -1,86 +1,171 @@
 """The fast paths (unpadded batches, float32 products for bf16 weights) compute what the reference path
-computes, and torch.compile runs the model."""
+computes, the default picks the unpadded layout where it should, and torch.compile runs the model."""
 
 import copy
 
 import pytest
 import torch
-from conftest import CLASSES, CONFIGS, config_names_for, inputs_for, labels_for, ours_class, task_of
+from conftest import (
+    CLASSES,
+    CONFIGS,
+    assert_outputs_close,
+    config_names_for,
+    inputs_for,
+    labels_for,
+    make_inputs,
+    ours_class,
+    unpadded_mask,
+)
 
+from minibert.bert import UNPADDED_BELOW
 from minibert.pretrained import Float32Linear
 
-# Every class and config, but ELECTRA's multiple-choice summaries that read padding (they refuse the path).
-FAST_CASES = [(c, n) for c in CLASSES for n in config_names_for(c)
-              if c != "ElectraForMultipleChoice" or CONFIGS[n].get("summary_type", "first") == "first"]  # fmt: skip
+CASES = [(c, n) for c in CLASSES for n in config_names_for(c)]
 
 
-def at_real_tokens(outputs, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every output tensor, per-token ones restricted to real tokens (the fast path zeroes padding)."""
-    keep = mask.reshape(-1, mask.shape[-1]).bool()  # (B, T); multiple choice: (B * C, T)
-
-    def select(value: torch.Tensor) -> torch.Tensor:
-        return value[keep] if tuple(value.shape[:2]) == tuple(keep.shape) else value
-
-    fields = {name: select(v) for name, v in vars(outputs).items() if isinstance(v, torch.Tensor)}
-    fields.update({f"hidden_states[{i}]": select(h) for i, h in enumerate(outputs.hidden_states or ())})
-    return fields
+def reads_padding(class_name: str, config_name: str) -> bool:
+    """ELECTRA's "last" and "mean" multiple-choice summaries read padding positions: those calls run padded."""
+    return class_name == "ElectraForMultipleChoice" and CONFIGS[config_name].get("summary_type", "first") != "first"
 
 
-@pytest.mark.parametrize(("class_name", "config_name"), FAST_CASES)
-def test_unpadded_path_matches_the_reference_path_at_real_tokens(class_name, config_name, checkpoint_dir, reference):
-    """Outputs and losses; padding rows are zeros on this path."""
+@pytest.mark.parametrize(("class_name", "config_name"), CASES)
+def test_default_path_unpads_inference_and_the_dense_path_matches_transformers_everywhere(
+    class_name, config_name, checkpoint_dir, reference
+):
+    """Default: unpadded, transformers' values at real tokens, zeros at padding. Dense: every position."""
     model = ours_class(class_name).from_pretrained(checkpoint_dir(class_name, config_name))
     inputs = inputs_for(class_name, config_name, batch=4, length=13)
-    assert (inputs["attention_mask"] == 0).any()
-    # Not span labels: the span softmax runs over padding positions too, which the unpadded path leaves at zero.
-    labelled = task_of(class_name) not in ("Model", "ForQuestionAnswering")
-    labels = labels_for(class_name, config_name, inputs) if labelled else {}
+    assert float(inputs["attention_mask"].float().mean()) < UNPADDED_BELOW
     with torch.no_grad():
-        expected = model(**inputs, **labels, output_hidden_states=True)
-        theirs = reference(class_name, config_name)(**inputs, **labels, output_hidden_states=True)
-        model.set_unpadding(True)
-        fast = model(**inputs, **labels, output_hidden_states=True)
+        fast = model(**inputs, output_hidden_states=True)
+        model.set_unpadding(False)
+        dense = model(**inputs, output_hidden_states=True)
+        theirs = reference(class_name, config_name)(**inputs, output_hidden_states=True)
+    assert (unpadded_mask(fast) is None) == reads_padding(class_name, config_name)
+    assert unpadded_mask(dense) is None
+    assert_outputs_close(dense, theirs)  # every position, padding included
+    assert_outputs_close(fast, theirs)  # real tokens where it ran unpadded; hidden states zero at padding
+    assert_outputs_close(fast, dense)
+
+
+def test_auto_unpads_inference_batches_with_enough_padding_only(checkpoint_dir, reference):
+    """Unpadded under no_grad and inference_mode; dense with autograd on, without padding, with attention maps,
+    above UNPADDED_BELOW real tokens, and for a sequence that starts with padding (the pooler reads it)."""
+    model = ours_class("BertModel").from_pretrained(checkpoint_dir("BertModel", "bert-a"))
+    theirs = reference("BertModel", "bert-a")
+    inputs = make_inputs("bert-a", batch=4, length=12)
     mask = inputs["attention_mask"]
-    mine, ref = at_real_tokens(fast, mask), at_real_tokens(expected, mask)
-    assert mine.keys() == ref.keys() and len(mine) > 2
-    for name in mine:
-        torch.testing.assert_close(mine[name], ref[name], atol=1e-5, rtol=0, msg=name)
-    for name, value in at_real_tokens(theirs, mask).items():
-        if name in mine:
-            torch.testing.assert_close(mine[name], value, atol=1e-5, rtol=0, msg=f"vs transformers: {name}")
-    padding = ~mask.reshape(-1, mask.shape[-1]).bool()  # (B, T); multiple choice: (B * C, T)
-    assert torch.all(fast.hidden_states[-1][padding] == 0)
+    full = {**inputs, "attention_mask": torch.ones_like(mask)}
+    nearly_full = {**full, "attention_mask": torch.ones_like(mask)}
+    nearly_full["attention_mask"][1, -1] = 0  # 47 of 48 real: above UNPADDED_BELOW
+    left = {name: x.flip(1) for name, x in inputs.items()}
+    assert model.unpad == "auto"
+    with torch.inference_mode():
+        assert unpadded_mask(model(**inputs)) is not None
+    with torch.no_grad():
+        assert unpadded_mask(model(**inputs)) is not None
+        assert unpadded_mask(model(**full)) is None
+        assert unpadded_mask(model(**inputs, output_attentions=True)) is None
+        assert unpadded_mask(model(**nearly_full)) is None
+        for case in (inputs, left, nearly_full):
+            mine = model(**case, output_hidden_states=True)
+            assert_outputs_close(mine, theirs(**case, output_hidden_states=True))
+        assert unpadded_mask(mine) is None
+        model.set_unpadding(True)  # forced: whatever the fraction
+        assert unpadded_mask(model(**nearly_full)) is not None
+        assert unpadded_mask(model(**inputs, output_attentions=True)) is None  # maps read padding queries
+        model.set_unpadding(False)
+        assert unpadded_mask(model(**inputs)) is None
+    model.set_unpadding("auto")
+    assert unpadded_mask(model(**inputs)) is None  # autograd on: training keeps the dense path
+    model.set_unpadding(True)
+    assert unpadded_mask(model(**inputs)) is not None
+    with pytest.raises(ValueError, match="True, False or 'auto'"):
+        model.set_unpadding("yes")
+
+
+@pytest.mark.parametrize(
+    ("class_name", "labelled"),
+    [("BertForTokenClassification", "padding"), ("BertForQuestionAnswering", "spans"), ("BertForMaskedLM", "tokens")],
+)
+def test_heads_whose_loss_reads_padding_run_that_call_padded(class_name, labelled, checkpoint_dir, reference):
+    """A label at a padding position, or the span softmax over every position: transformers' loss needs them."""
+    model = ours_class(class_name).from_pretrained(checkpoint_dir(class_name, "bert-a"))
+    inputs = inputs_for(class_name, "bert-a")
+    labels = labels_for(class_name, "bert-a", inputs)
+    if labelled == "padding":
+        labels["labels"][inputs["attention_mask"] == 0] = 1
+    with torch.no_grad():
+        mine = model(**inputs, **labels)
+        torch.testing.assert_close(
+            mine.loss, reference(class_name, "bert-a")(**inputs, **labels).loss, atol=1e-5, rtol=0
+        )
+        assert (unpadded_mask(mine) is None) == (labelled != "tokens")  # MLM labels are -100 at padding
+        assert unpadded_mask(model(**inputs)) is not None  # without labels: unpadded
+    assert model.bert.unpad == "auto"
+
+
+@pytest.mark.parametrize(
+    ("class_name", "config_name"),
+    [("BertModel", "bert-b"), ("MPNetModel", "mpnet-b"), ("GteModel", "gte-b"), ("NomicBertModel", "nomic-b")],
+)
+def test_sequence_by_sequence_attention_and_holes_in_the_mask(class_name, config_name, checkpoint_dir, reference):
+    """Right padding: attention runs one run of equal lengths at a time (attend_sequences), position biases
+    (MPNet) and rotations (GTE, NomicBERT) cut to each run; a mask with holes goes through the (B, T) layout."""
+    model = ours_class(class_name).from_pretrained(checkpoint_dir(class_name, config_name))
+    theirs = reference(class_name, config_name)
+    inputs = make_inputs(config_name, batch=6, length=12)
+    inputs["attention_mask"][2:4] = inputs["attention_mask"][1]  # a run of three sequences of one length
+    holes = {**inputs, "attention_mask": inputs["attention_mask"].clone()}
+    holes["attention_mask"][0, 4:6] = 0  # padding inside a sequence
+    for case in (inputs, holes):
+        with torch.no_grad():
+            mine = model(**case, output_hidden_states=True)
+            expected = theirs(**case, output_hidden_states=True)
+        assert unpadded_mask(mine) is not None
+        assert_outputs_close(mine, expected)
 
 
 def test_unpadded_path_zeroes_padding_and_leaves_unpadded_batches_alone(checkpoint_dir):
     model = ours_class("BertModel").from_pretrained(checkpoint_dir("BertModel", "bert-a"))
     inputs = inputs_for("BertModel", "bert-a")
     with torch.no_grad():
-        reference = model(**inputs).last_hidden_state
-        model.set_unpadding(True)
         fast = model(**inputs).last_hidden_state
-        no_padding = {**inputs, "attention_mask": torch.ones_like(inputs["attention_mask"])}
-        fast_without_padding = model(**no_padding).last_hidden_state
         model.set_unpadding(False)
-        assert torch.equal(fast_without_padding, model(**no_padding).last_hidden_state)
+        reference = model(**inputs).last_hidden_state
+        no_padding = {**inputs, "attention_mask": torch.ones_like(inputs["attention_mask"])}
+        dense_without_padding = model(**no_padding).last_hidden_state
+        model.set_unpadding(True)
+        assert torch.equal(model(**no_padding).last_hidden_state, dense_without_padding)
     padding = inputs["attention_mask"] == 0
     assert torch.all(fast[padding] == 0) and not torch.all(reference[padding] == 0)
 
 
-def test_unpadded_path_trains_like_the_reference_path(checkpoint_dir):
-    """Gradients flow through the gather/scatter: the same loss and weight gradients."""
+def test_training_keeps_the_dense_path_and_its_gradients(checkpoint_dir):
+    """With autograd on, the default is the dense path, bit for bit; forced unpadding trains to the same gradients."""
     model = ours_class("BertForSequenceClassification").from_pretrained(
         checkpoint_dir("BertForSequenceClassification", "bert-a")
     )
+    model.train()
     inputs = inputs_for("BertForSequenceClassification", "bert-a")
     labels = torch.tensor([0, 1, 1])
-    grads = []
-    for unpad in (False, True):
+    grads = {}
+    for unpad in (False, "auto", True):
+        model.zero_grad()
+        model.set_unpadding(unpad)
+        torch.manual_seed(0)  # the same dropout masks
+        outputs = model(**inputs, labels=labels)
+        assert (unpadded_mask(outputs) is not None) == (unpad is True)
+        outputs.loss.backward()
+        grads[unpad] = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    assert all(torch.equal(a, b) for a, b in zip(grads["auto"], grads[False], strict=True))
+    model.eval()
+    for unpad in (False, True):  # no dropout: the two layouts give the same gradients, up to rounding
         model.zero_grad()
         model.set_unpadding(unpad)
         model(**inputs, labels=labels).loss.backward()
-        grads.append(model.bert.encoder.layer[0].attention.self.query.weight.grad.clone())
-    torch.testing.assert_close(grads[1], grads[0], atol=1e-6, rtol=1e-5)
+        grads[unpad] = model.bert.encoder.layer[0].attention.self.query.weight.grad.clone()
+    torch.testing.assert_close(grads[True], grads[False], atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("unpad", [False, True])

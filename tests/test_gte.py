@@ -21,7 +21,16 @@ import torch
 import transformers
 from conftest import GTE_CLASSES as CLASSES
 from conftest import GTE_CONFIGS as CONFIGS
-from conftest import LAYOUTS, assert_outputs_close, fresh, hf_model, labels_for, make_inputs, save_bin
+from conftest import (
+    LAYOUTS,
+    assert_outputs_close,
+    assert_real_tokens_close,
+    fresh,
+    hf_model,
+    labels_for,
+    make_inputs,
+    save_bin,
+)
 from torch import nn
 from transformers.models.gte import modeling_gte
 
@@ -267,9 +276,9 @@ def test_base_checkpoint_loads_into_head_and_back(head, spelling, checkpoint, re
     inputs = make_inputs("gte-a")
     with torch.no_grad():
         expected = reference("GteModel", "gte-a")(**inputs).last_hidden_state
-        torch.testing.assert_close(into_head.base_model(**inputs).last_hidden_state, expected, atol=1e-5, rtol=0)
+        assert_real_tokens_close(into_head.base_model(**inputs).last_hidden_state, expected, inputs["attention_mask"])
         expected = reference(head, "gte-a").base_model(**inputs).last_hidden_state
-        torch.testing.assert_close(into_base(**inputs).last_hidden_state, expected, atol=1e-5, rtol=0)
+        assert_real_tokens_close(into_base(**inputs).last_hidden_state, expected, inputs["attention_mask"])
 
 
 # -- the remote code's config -----------------------------------------------------------------
@@ -424,7 +433,7 @@ def test_token_types_are_ignored_without_a_table_and_checked_with_one(checkpoint
         torch.testing.assert_close(
             model(**inputs).last_hidden_state, model(**without).last_hidden_state, atol=0, rtol=0
         )
-        torch.testing.assert_close(model(**inputs).last_hidden_state, expected, atol=1e-5, rtol=0)
+        assert_real_tokens_close(model(**inputs).last_hidden_state, expected, inputs["attention_mask"])
     typed = gte.GteModel.from_pretrained(checkpoint("GteModel", "gte-b"))
     ids = make_inputs("gte-b")["input_ids"]
     with pytest.raises(ValueError, match=r"token_type_ids holds 3, outside \[0, 3\) \(type_vocab_size=3\)"):

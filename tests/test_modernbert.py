@@ -326,10 +326,10 @@ def test_unpadded_path_is_the_default_and_gives_the_padded_outputs_at_real_token
     assert ours(class_name)(model.config).base_model.unpad  # built unpadded too, not only loaded
     inputs = inputs_for(class_name, config_name, batch=4, length=13)
     shapes = layer_inputs(model)
-    with torch.no_grad():
-        fast = model(**inputs, **FLAGS)
+    with torch.no_grad():  # no attention maps: their rows at padding queries are computed on the padded path only
+        fast = model(**inputs, output_hidden_states=True)
         model.set_unpadding(False)
-        padded = model(**inputs, **FLAGS)
+        padded = model(**inputs, output_hidden_states=True)
     real = real_of(inputs)
     assert len(shapes[0]) == 2 and shapes[0][0] == real.sum() and len(shapes[1]) == 3
     assert_close_at_real_tokens(fast, padded, real)

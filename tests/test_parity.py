@@ -8,6 +8,7 @@ from conftest import (
     FAMILIES,
     LAYOUTS,
     assert_outputs_close,
+    assert_real_tokens_close,
     base_class_of,
     config_names_for,
     hf_config,
@@ -157,7 +158,7 @@ def test_base_checkpoint_loads_into_head_model(head, config_name, checkpoint_dir
     inputs = make_inputs(config_name)
     with torch.no_grad():
         mine, theirs = ours.base_model(**inputs), reference(base, config_name)(**inputs)
-    torch.testing.assert_close(mine.last_hidden_state, theirs.last_hidden_state, atol=1e-5, rtol=0)
+    assert_real_tokens_close(mine.last_hidden_state, theirs.last_hidden_state, inputs["attention_mask"])
     # Where both have a pooler: GTE's sequence head adds a new one its base has not.
     if mine.pooler_output is not None and getattr(theirs, "pooler_output", None) is not None:
         torch.testing.assert_close(mine.pooler_output, theirs.pooler_output, atol=1e-5, rtol=0)
@@ -178,7 +179,7 @@ def test_head_checkpoint_loads_into_base_model(head, config_name, checkpoint_dir
     with torch.no_grad():
         mine = ours(**inputs).last_hidden_state
         theirs = reference(head, config_name).base_model(**inputs).last_hidden_state
-    torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=0)
+    assert_real_tokens_close(mine, theirs, inputs["attention_mask"])
 
 
 @pytest.mark.parametrize(("class_name", "config_name"), CASES)
@@ -196,8 +197,10 @@ def test_saved_model_loads_in_transformers_with_identical_outputs(
         reloaded = theirs.eval()(**inputs, output_hidden_states=True)
         expected = reference(class_name, config_name)(**inputs, output_hidden_states=True)
         assert_outputs_close(reloaded, expected, atol=0)  # the very weights the checkpoint holds
-        # Bit for bit where both run the same sdpa call; transformers' MPNet has eager attention only.
+        assert_outputs_close(ours(**inputs, output_hidden_states=True), reloaded)  # the default: real tokens
+        # Bit for bit where both run the same sdpa call, padded; transformers' MPNet has eager attention only.
         exact = type(theirs)._supports_sdpa
+        ours.set_unpadding(False)
         assert_outputs_close(ours(**inputs, output_hidden_states=True), reloaded, atol=0 if exact else 1e-5)
 
 
@@ -215,7 +218,7 @@ def test_real_minilm_weights_match_transformers_on_padded_batches(minilm_dir):
         with torch.no_grad():
             mine = ours(ids, attention_mask=mask, token_type_ids=types)
             expected = theirs(ids, attention_mask=mask, token_type_ids=types)
-        torch.testing.assert_close(mine.last_hidden_state, expected.last_hidden_state, atol=1e-5, rtol=0)
+        assert_real_tokens_close(mine.last_hidden_state, expected.last_hidden_state, mask)
         torch.testing.assert_close(mine.pooler_output, expected.pooler_output, atol=1e-5, rtol=0)
 
 
@@ -251,6 +254,6 @@ def test_half_precision_load(class_name, config_name, dtype, checkpoint_dir, ref
     with torch.no_grad():
         mine = ours(**inputs, **labels)
         for expected in (reference(class_name, config_name)(**inputs, **labels), theirs(**inputs, **labels)):
-            torch.testing.assert_close(mine.logits.float(), expected.logits.float(), atol=0.1, rtol=0.05)
+            assert_real_tokens_close(mine.logits.float(), expected.logits.float(), inputs["attention_mask"], 0.1, 0.05)
             torch.testing.assert_close(mine.loss.float(), expected.loss.float(), atol=0.05, rtol=0.02)
     assert mine.logits.dtype == dtype
