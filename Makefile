@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench bench-engines install clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ lint: install
 
 bench: install
 	$(BIN)/python scripts/bench.py
+
+# The engines of scripts/bench_engines.py (the `bench` extra), with torch's pin in the same pip call so that
+# pip keeps it. Options pass through ARGS: make bench-engines ARGS=--quick
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH) -e '.[dev,bench]'
+	touch $@
+
+bench-engines: $(VENV)/.bench-installed
+	$(BIN)/python scripts/bench_engines.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
