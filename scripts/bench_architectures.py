@@ -4,8 +4,11 @@ Each architecture gets a base-sized checkpoint with random weights (hidden 768, 
 here with transformers, no download; 6 layers to keep the run short) and the same batch: 32
 sequences of U(16, 128) tokens padded to the longest, the shape of an embedding or classification
 batch. Both libraries run their default inference path (minibert's unpads the batch by itself).
-Before timing, the outputs are compared at the real tokens; the two libraries then alternate,
-round by round, and the table gives medians and the ratio minibert / transformers (lower is
+ONNX Runtime, where it is installed (``pip install -e '.[bench]'``), runs a TorchScript ONNX export of
+transformers' model beside them: the one engine of ``scripts/bench_engines.py`` that takes every
+architecture (CTranslate2 and ONNX Runtime's optimiser know BERT-like graphs only). Before timing,
+every engine's outputs are compared with transformers' at the real tokens; the engines then
+alternate, round by round, and the table gives medians and the ratios to transformers (lower is
 faster). Results go to docs/architectures.md.
 
 Run: .venv/bin/python scripts/bench_architectures.py [--quick] [--threads N] [--only bert,gte]
@@ -18,6 +21,8 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -65,43 +70,105 @@ def make_inputs(vocab_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def forward_seconds(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> float:
+def seconds(run: Callable[[], object]) -> float:
     with torch.inference_mode():
         start = time.perf_counter()
-        model(**inputs)
+        run()
         return time.perf_counter() - start
 
 
-def real_token_difference(ours: torch.nn.Module, theirs: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> float:
-    """Largest |minibert - transformers| of last_hidden_state over the real tokens."""
+class HiddenStates(torch.nn.Module):
+    """transformers' model with positional inputs and one output, the form ``torch.onnx.export`` traces."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def onnxruntime_run(folder: str, inputs: dict[str, torch.Tensor]) -> Callable[[], torch.Tensor] | str:
+    """A call of ONNX Runtime on an export of transformers' model, or why there is none."""
+    try:
+        import onnxruntime
+        import transformers
+
+        model = transformers.AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
+        path = str(Path(folder) / "model.onnx")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                HiddenStates(model),
+                (inputs["input_ids"], inputs["attention_mask"]),
+                path,
+                dynamo=False,
+                opset_version=17,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["last_hidden_state"],
+                dynamic_axes={n: {0: "batch", 1: "sequence"} for n in ("input_ids", "attention_mask")},
+            )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # shown in the table: an engine failing must not stop the others
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:80]}" if str(error) else type(error).__name__
+    feed = {name: tensor.numpy() for name, tensor in inputs.items()}
+    return lambda: torch.from_numpy(session.run(["last_hidden_state"], feed)[0])
+
+
+def real_token_difference(run: Callable[[], torch.Tensor], expected: torch.Tensor, mask: torch.Tensor) -> float:
+    """Largest |engine - transformers| of last_hidden_state over the real tokens."""
     with torch.inference_mode():
-        a, b = ours(**inputs).last_hidden_state, theirs(**inputs).last_hidden_state  # (B, T, H)
-    real = inputs["attention_mask"].bool()  # (B, T)
-    return float((a[real] - b[real]).abs().max())
+        hidden = run()  # (B, T, H)
+    real = mask.bool()  # (B, T)
+    return float((hidden[real] - expected[real]).abs().max())
 
 
-def measure(model_type: str, repeats: int) -> tuple[float, float, float, int, float]:
-    """(minibert s, transformers s, max real-token difference, real tokens, median ratio) for one architecture."""
+def measure(model_type: str, repeats: int) -> dict[str, tuple[float, float, float] | str]:
+    """Per engine: (median seconds, median ratio to transformers, max real-token difference), or why not run."""
     import transformers
 
     import minibert
 
     config_class, fields = ARCHITECTURES[model_type]
     config = getattr(transformers, config_class)(**{**BASE, **fields})
+    inputs = make_inputs(config.vocab_size)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
         transformers.AutoModel.from_config(config).save_pretrained(folder)
         ours = minibert.AutoModel.from_pretrained(folder)
         theirs = transformers.AutoModel.from_pretrained(folder).eval()
-    inputs = make_inputs(config.vocab_size)
-    difference = real_token_difference(ours, theirs, inputs)  # also the warm-up
-    samples: dict[str, list[float]] = {"minibert": [], "transformers": []}
+        runs: dict[str, Callable[[], torch.Tensor] | str] = {
+            "transformers": lambda: theirs(**inputs).last_hidden_state,
+            "minibert": lambda: ours(**inputs).last_hidden_state,
+            "onnxruntime": onnxruntime_run(folder, inputs),
+        }
+    with torch.inference_mode():
+        expected = theirs(**inputs).last_hidden_state  # (B, T, H)
+    differences: dict[str, float] = {}
+    for name, run in list(runs.items()):
+        if callable(run):
+            differences[name] = real_token_difference(run, expected, inputs["attention_mask"])  # also the warm-up
+            if differences[name] > 1e-4:
+                runs[name] = f"outputs differ from transformers' by {differences[name]:.1e}: not timed"
+    timed = {name: run for name, run in runs.items() if callable(run)}
+    samples: dict[str, list[float]] = {name: [] for name in timed}
     for _ in range(repeats):
-        samples["minibert"].append(forward_seconds(ours, inputs))
-        samples["transformers"].append(forward_seconds(theirs, inputs))
-    ratios = [a / b for a, b in zip(samples["minibert"], samples["transformers"], strict=True)]
-    ours_s, theirs_s = (statistics.median(s) for s in samples.values())
-    return ours_s, theirs_s, difference, int(inputs["attention_mask"].sum()), statistics.median(ratios)
+        for name, run in timed.items():
+            samples[name].append(seconds(run))
+    results: dict[str, tuple[float, float, float] | str] = {}
+    for name, run in runs.items():
+        if name not in timed:
+            results[name] = run
+            continue
+        ratios = [a / b for a, b in zip(samples[name], samples["transformers"], strict=True)]
+        results[name] = (statistics.median(samples[name]), statistics.median(ratios), differences[name])
+    return results
+
+
+def cell(result: tuple[float, float, float] | str) -> str:
+    return "failed" if isinstance(result, str) else f"{result[0]:.3f} s, {result[1]:.2f}x, diff {result[2]:.0e}"
 
 
 def main() -> None:
@@ -127,15 +194,21 @@ def main() -> None:
         "Random base-sized weights (hidden 768, 12 heads, 6 layers); 32 sequences of U(16, 128) tokens padded "
         "to the longest; fp32, each library's default path. Medians of alternated rounds.",
         "",
-        "| model_type | minibert (s) | transformers (s) | minibert / transformers | max diff at real tokens |",
-        "|---|---|---|---|---|",
+        "Each cell: median time, median of the per-round ratios to transformers, max |difference| from",
+        "transformers' last_hidden_state at the real tokens.",
+        "",
+        "| model_type | transformers | minibert (default) | ONNX Runtime (export of transformers' model) |",
+        "|---|---|---|---|",
     ]
+    failures: list[str] = []
     for model_type in chosen:
-        ours, theirs, difference, real, ratio = measure(model_type, 3 if args.quick else 7)
-        lines.append(f"| {model_type} | {ours:.3f} | {theirs:.3f} | {ratio:.2f} | {difference:.1e} |")
+        results = measure(model_type, 3 if args.quick else 7)
+        lines.append(f"| {model_type} | " + " | ".join(cell(r) for r in results.values()) + " |")
+        failures += [f"- {model_type}, {name}: {r}" for name, r in results.items() if isinstance(r, str)]
         print(lines[-1], flush=True)
-    lines.append("")
-    lines.append(f"The ratio is the median of the per-round ratios; each batch holds {real} real tokens of 32 x 128.")
+    real = int(make_inputs(30522)["attention_mask"].sum())
+    lines += ["", f"Each batch holds {real} real tokens of 32 x {make_inputs(30522)['input_ids'].shape[1]}."]
+    lines += ["", "Not timed:", *failures] if failures else []
     DOCS.mkdir(exist_ok=True)
     (DOCS / "architectures.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
