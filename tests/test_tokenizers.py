@@ -7,6 +7,7 @@ minibert's AutoTokenizer and transformers' then read the very same files.
 
 import json
 import pickle
+import random
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,16 @@ import sys
 import pytest
 import torch
 import transformers
-from tokenizer_data import CHARACTERS, CHARSMAP_RULES, CORPUS, build_charsmap
-from tokenizers import normalizers, pre_tokenizers
+from tokenizer_data import (
+    CHARACTERS,
+    CHARSMAP_RULES,
+    CORPUS,
+    GENERIC_ALBERT,
+    SPECIAL_ALBERT,
+    build_charsmap,
+    save_folder,
+)
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 import minibert
 from minibert.tokenization import (
@@ -30,6 +39,7 @@ from minibert.tokenization import (
     TokenizerError,
     XLMRobertaTokenizer,
 )
+from minibert.tokenization.models import serde_json_float
 from minibert.tokenization.normalizers import (
     BertNormalizer,
     Precompiled,
@@ -379,3 +389,30 @@ def test_importing_the_tokenizers_stays_light():
     code = f"import sys, minibert.tokenization; print([m for m in {modules} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("byte_fallback", [False, True])
+def test_unigram_scores_are_read_as_tokenizers_reads_them(tmp_path, byte_fallback):
+    """tokenizers reads ``-2.3784665294418526`` as ``-2.378466529441853``, one ulp off, and so cuts ``▁###``
+    as ``▁ # ##`` where exact scores give ``▁ ## #``: the two sums are one ulp apart (a trained vocabulary met this)."""
+    pieces = [(token, 0.0) for token in SPECIAL_ALBERT]
+    pieces += [("▁", -2.3784665294418526), ("#", -5.930254670864665), ("##", -7.15646150383197)]
+    pieces += [(f"<0x{byte:02X}>", -20.0) for byte in range(256)]
+    tokenizer = Tokenizer(models.Unigram(pieces, unk_id=1, byte_fallback=byte_fallback))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    folder = save_folder(tmp_path / "unigram", tokenizer, GENERIC_ALBERT)
+    ours, theirs = AutoTokenizer.from_pretrained(folder), transformers.AutoTokenizer.from_pretrained(folder)
+    for text in ["###", "# ## ###", "a###é"]:
+        assert ours(text)["input_ids"] == theirs(text)["input_ids"], text
+        assert ours.tokenize(text) == theirs.tokenize(text), text
+
+
+def test_serde_json_float_is_the_double_tokenizers_reads():
+    """Scores of every magnitude a vocabulary has, read back from tokenizers after it parsed them from JSON."""
+    rng = random.Random(0)
+    scores = [rng.uniform(-30, 0) for _ in range(3000)] + [-(10 ** rng.uniform(-320, 3)) for _ in range(3000)]
+    scores += [0.0, -0.0, -1.0, -20.0, -1e-5, -5e-324, -1.7976931348623157e308]
+    spec = {"type": "Unigram", "unk_id": 0, "vocab": [[f"p{i}", score] for i, score in enumerate(scores)]}
+    read = json.loads(Tokenizer.from_str(json.dumps({"version": "1.0", "model": spec})).to_str())["model"]["vocab"]
+    assert [serde_json_float(score) for score in scores] == [score for _, score in read]
+    assert any(serde_json_float(score) != score for score in scores)  # the rounding this mirrors does occur

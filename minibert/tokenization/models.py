@@ -261,13 +261,17 @@ class Unigram:
 Model = WordPiece | BPE | Unigram
 
 
-def model_from_json(spec: dict[str, Any], where: str = "tokenizer.json") -> Model:
+def model_from_json(spec: dict[str, Any], where: str = "tokenizer.json", scores_from_text: bool = True) -> Model:
     """The model of a ``tokenizer.json`` (read from ``where``): its vocabulary and how it splits a word.
 
     The entries are checked first, as tokenizers checks them when it builds a model (and a little
     more): a vocabulary maps strings to distinct ids in [0, 2**32); WordPiece's unknown token is in it;
     every BPE merge joins two of its entries into a third; Unigram's scores are finite and its
     ``unk_id`` one of its pieces. A TokenizerError names the file and the entry.
+
+    ``scores_from_text``: Unigram's scores were written in tokenizer.json, so they are taken as tokenizers
+    reads them (``serde_json_float``); False for a SentencePiece model's float32 scores, which transformers
+    hands to tokenizers as they are.
     """
     kind = model_type(spec)
     if kind == "WordPiece":
@@ -300,8 +304,27 @@ def model_from_json(spec: dict[str, Any], where: str = "tokenizer.json") -> Mode
         unk_id = option(spec, "unk_id", int, None)
         if unk_id is not None and not 0 <= unk_id < len(pieces):
             raise TokenizerError(f"{where}: Unigram's unk_id {unk_id} is not one of its {len(pieces)} pieces")
+        if scores_from_text:
+            pieces = [(piece, serde_json_float(score)) for piece, score in pieces]
         return Unigram(pieces, unk_id, option(spec, "byte_fallback", bool, False))
     raise TokenizerError(f"{where}: model {kind!r} is not supported (supported: WordPiece, BPE, Unigram)")
+
+
+def serde_json_float(score: float) -> float:
+    """The double tokenizers holds for ``score`` written in shortest form, as Python and tokenizers write it.
+
+    serde_json (built without its float_roundtrip feature) reads a decimal's digits as an integer, then
+    multiplies or divides it by a power of ten (``f64_from_parts`` in serde_json's de.rs): two roundings,
+    so a 17-digit score can land one ulp off the nearest double, and two Viterbi paths whose sums were one
+    ulp apart can swap. ``-2.3784665294418526`` -> ``-2.378466529441853``.
+    """
+    mantissa, _, exponent = repr(abs(score)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    value, power = float(int(whole + fraction)), int(exponent or 0) - len(fraction)
+    while power < -308:  # serde_json's table of powers stops at 1e308
+        value, power = value / 1e308, power + 308
+    value = value * float(f"1e{power}") if power >= 0 else value / float(f"1e{-power}")
+    return math.copysign(value, score)
 
 
 def check_vocab(vocab: Any, where: str) -> dict[str, int]:

@@ -309,7 +309,7 @@ class PreTrainedTokenizer:
         try:
             spec = cls.spec(files) if rebuilt else written_spec(files, cls.__name__)
             tokenizer = cls(
-                model_from_json(spec["model"], str(files.vocab_path)),
+                model_from_json(spec["model"], str(files.vocab_path), files.tokenizer_json is not None),
                 normalizer=normalizer_from_json(spec.get("normalizer")),
                 pre_tokenizer=pre_tokenizer_from_json(spec.get("pre_tokenizer")),
                 decoder=decoder_from_json(spec.get("decoder")),
