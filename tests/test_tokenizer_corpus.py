@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import transformers
+from test_tokenizers import KINDS
 from tokenizer_data import sentencepiece_model
 
 from minibert.cli import main
@@ -89,34 +90,7 @@ def batches(texts: list[str], size: int) -> Iterator[list[str]]:
 
 # tokenizer_data.py's folders, one of each layout (the real all-MiniLM-L6-v2 folder among them), and below,
 # those where transformers 5 rebuilds steps that tokenizer.json describes otherwise, and DeBERTa-v2's.
-LAYOUTS = [
-    "minilm",
-    "wordpiece",
-    "wordpiece-vocab-txt",
-    "distilbert",
-    "distilbert-model-type",
-    "electra",
-    "mpnet",
-    "mpnet-vocab-txt",
-    "bpe",
-    "bpe-prefix-space",
-    "bpe-vocab-merges",
-    "unigram",
-    "unigram-byte-fallback",
-    "unigram-precompiled",
-    "unigram-first",
-    "sentencepiece-unigram",
-    "xlm-roberta",
-    "albert-spiece",
-    "xlm-roberta-spm",
-    "camembert-spm",
-    "xlm-roberta-model-type",
-    "bert-lowercased",
-    "albert-over-nfkc",
-    "deberta-v3",
-    "deberta-json",
-    "modernbert",
-]
+LAYOUTS = [*KINDS, "bert-lowercased", "albert-over-nfkc", "deberta-v3", "deberta-json", "modernbert"]
 # Folders whose tokenizer.json transformers 5 does not run whole: the steps its class builds differ from the file's.
 REBUILT = {
     "bert-lowercased": "normalizer",  # a cased tokenizer.json; tokenizer_config.json leaves do_lower_case at True
