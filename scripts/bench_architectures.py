@@ -110,6 +110,8 @@ def onnxruntime_run(folder: str, inputs: dict[str, torch.Tensor]) -> Callable[[]
             )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+        # Its idle threads spin by default, taking the cores from whichever engine runs next.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # shown in the table: an engine failing must not stop the others
         return f"{type(error).__name__}: {str(error).splitlines()[0][:80]}" if str(error) else type(error).__name__
