@@ -149,7 +149,7 @@ def main() -> None:
                 ).items():
                     print(
                         f"{name:30} {workload:>13} {call:>16} {mine:9.3f} {reference:13.3f} "
-                        f"{mine / reference:5.1f}x {core:7.3f}"
+                        f"{mine / reference:5.2f}x {core:7.3f}"
                     )
 
 

@@ -90,6 +90,12 @@ def is_nonspacing_mark(char: str) -> bool:
     return unicodedata.category(char) == "Mn" if found is None else found
 
 
+def combining_class(char: str) -> int:
+    """Its canonical combining class as tokenizers' Unicode 9 tables have it (0 where they lack the mark)."""
+    found = override("combining_class", char)
+    return unicodedata.combining(char) if found is None else found
+
+
 def lower(char: str) -> str:
     """One character lowercased, as Rust's char::to_lowercase (its Unicode is newer than Python 3.11's)."""
     found = override("lowercase", char)

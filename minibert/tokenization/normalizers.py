@@ -23,6 +23,7 @@ import re._compiler as sre_compile
 import re._constants as sre
 import re._parser as sre_parse
 import struct
+import unicodedata
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,6 +32,7 @@ from minibert.errors import TokenizerError
 from minibert.tokenization.characters import (
     WHITESPACE,
     category_class,
+    combining_class,
     is_control,
     is_mark,
     is_nonspacing_mark,
@@ -341,7 +343,7 @@ def align_locally(normalizer: Normalizer, text: str, origins: Origins) -> tuple[
     outputs = char_outputs(normalizer)
     for char in set(text).difference(outputs):
         outputs[char] = normalizer(char)
-    if "".join(map(outputs.__getitem__, text)) == normalized:  # character by character: all from their own
+    if "".join(map(outputs.__getitem__, text)) == normalized and not reorders(text):  # all from their own
         return normalized, [origin for char, origin in zip(text, origins, strict=True) for _ in outputs[char]]
     aligned: Origins = []
     start = 0
@@ -361,6 +363,24 @@ def align_locally(normalizer: Normalizer, text: str, origins: Origins) -> tuple[
     return normalized, aligned
 
 
+@functools.cache
+def adjacent_marks() -> re.Pattern[str]:
+    """Two combining marks in a row (canonical combining class > 0), which the normal forms may reorder.
+
+    Python's classes, whose marks include all of tokenizers': ``reorders`` then asks tokenizers' own.
+    """
+    marks = "".join(re.escape(chr(cp)) for cp in range(0x110000) if unicodedata.combining(chr(cp)))
+    return re.compile(f"[{marks}]{{2}}")
+
+
+def reorders(text: str) -> bool:
+    """Whether the canonical ordering of NFD and NFKD would swap two marks of ``text``."""
+    if not adjacent_marks().search(text):
+        return False
+    classes = list(map(combining_class, text))
+    return any(first > second > 0 for first, second in itertools.pairwise(classes))
+
+
 CHAR_OUTPUTS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
@@ -373,12 +393,25 @@ def char_outputs(normalizer: Normalizer) -> dict[str, str]:
 
 
 def clusters(normalizer: Normalizer, text: str) -> Iterator[str]:
-    """The text cut where normalising the two sides apart gives what normalising them together does."""
+    """The text cut where normalising the two sides apart gives what normalising them together does.
+
+    The next side is a character with the marks after it (at most 30, as Unicode's stream-safe format):
+    NFC composes ``"A\u06df\u0325"`` whole, though neither ``"A\u06df"`` nor ``"\u06df\u0325"`` composes.
+    Two marks that a normal form reorders stay together too: tokenizers aligns them position by position,
+    even where they normalise apart as they do together (``"\u0670\ua953"`` -> ``"\ua953"``, ``[0]``,
+    once accents are stripped).
+    """
     start = 0
     for end in range(1, len(text) + 1):
         if end < len(text):
             cluster, char = text[start:end], text[end]
-            if normalizer(cluster + char) != normalizer(cluster) + normalizer(char):
+            if combining_class(cluster[-1]) > combining_class(char) > 0:
+                continue  # marks out of canonical order
+            marks = end + 1
+            while marks < min(len(text), end + 31) and combining_class(text[marks]):
+                marks += 1
+            following = text[end:marks]
+            if normalizer(cluster + following) != normalizer(cluster) + normalizer(following):
                 continue  # the next character belongs to this cluster
         yield text[start:end]
         start = end

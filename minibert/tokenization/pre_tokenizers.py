@@ -12,6 +12,7 @@ carries its alignments.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 from minibert.errors import TokenizerError
 from minibert.tokenization.characters import WHITESPACE, category_class
 from minibert.tokenization.files import entry_type, option, steps
-from minibert.tokenization.normalizers import Origins
+from minibert.tokenization.normalizers import CACHE_SIZE, Origins
 
 AlignedWord = tuple[str, Origins]  # a word and the origin of each of its characters
 
@@ -35,6 +36,8 @@ class PreTokenizer(Protocol):
 WHITESPACE_CLASS = "".join(map(re.escape, WHITESPACE))
 # BERT counts all printable ASCII that is not a letter or digit as punctuation, besides Unicode's P*.
 ASCII_PUNCTUATION = "".join(chr(cp) for cp in [*range(33, 48), *range(58, 65), *range(91, 97), *range(123, 127)])
+# Whitespace but single spaces between words: what keeps GPT-2's regex from cutting a text before each space.
+NOT_SINGLE_SPACES = re.compile("[" + "".join(re.escape(char) for char in WHITESPACE if char != " ") + "]|  | $")
 
 
 def _bytes_to_chars() -> list[str]:
@@ -79,12 +82,26 @@ class ByteLevel:
             rf"'s|'t|'re|'ve|'m|'ll|'d| ?[{letters}]+| ?[{numbers}]+| ?[^{space}{letters}{numbers}]+"
             rf"|[{space}]+(?![^{space}])|[{space}]+"
         )
+        self.piece_words = functools.lru_cache(maxsize=CACHE_SIZE)(self.piece_words)  # a cache each
 
     def __call__(self, text: str, at_start: bool) -> list[str]:
         if self.add_prefix_space and not text.startswith(" "):
             text = " " + text
-        words = self.pattern.findall(text) if self.use_regex else [text]
-        return [word.encode("utf-8").decode("latin-1").translate(BYTE_TO_CHAR) for word in words]
+        if not self.use_regex:
+            return list(self.piece_words(text, False))
+        if NOT_SINGLE_SPACES.search(text):
+            return list(self.piece_words(text, True))
+        # Words apart by single spaces: the regex cuts before each space, and the pieces recur, as words do.
+        first, *rest = text.split(" ")
+        words = list(self.piece_words(first, True)) if first else []
+        for piece in rest:
+            words += self.piece_words(" " + piece, True)
+        return words
+
+    def piece_words(self, text: str, use_regex: bool) -> tuple[str, ...]:
+        """The words of a text, bytes as characters (cached per pre-tokenizer for the pieces that recur)."""
+        words = self.pattern.findall(text) if use_regex else [text]
+        return tuple(word.encode("utf-8").decode("latin-1").translate(BYTE_TO_CHAR) for word in words)
 
     def aligned(self, text: str, origins: Origins, at_start: bool) -> list[AlignedWord]:
         """Each byte's character aligned with the character it is a byte of; a prefix space with the first."""

@@ -124,10 +124,10 @@ class AddedTokenSplitter:
             start, end = match.span()
             if token.single_word and (_WORD_CHAR_BEFORE.search(text, 0, start) or _WORD_CHAR.match(text, end)):
                 continue
-            if token.lstrip:
-                start = max(done, len(text[:start].rstrip(WHITESPACE)))
-            if token.rstrip:
-                end = len(text) - len(text[end:].lstrip(WHITESPACE))
+            while token.lstrip and start > done and text[start - 1] in WHITESPACE:  # no slicing: linear in text
+                start -= 1
+            while token.rstrip and end < len(text) and text[end] in WHITESPACE:
+                end += 1
             if done < start:
                 parts.append((None, text[done:start]))
             parts.append((token, text[start:end]))
