@@ -397,9 +397,10 @@ class PreTrainedModel(nn.Module):
     def set_unpadding(self, enabled: bool | Literal["auto"] = True) -> None:
         """Whether padded batches run on their real tokens only: a speed-up for batches of mixed lengths.
 
-        Projections, feed-forward blocks and LayerNorms then skip padding; attention still sees
-        the (B, T) layout. Outputs at real tokens are unchanged (within float rounding); outputs
-        at padding positions, which transformers computes but nothing should read, are zeros.
+        Projections, feed-forward blocks and LayerNorms then skip padding, and attention runs within
+        each sequence (``minibert.bert.attend_heads``). Outputs at real tokens are unchanged (within
+        float rounding); outputs at padding positions, which transformers computes but nothing should
+        read, are zeros.
         ``"auto"``, the default, unpads inference batches where it is faster; True unpads every
         batch with padding, in training too; False never unpads (every position as transformers).
         Either way, outputs that read padding run padded (``minibert.bert.unpadded_layout``,

@@ -9,7 +9,6 @@ plain padded batch, in the order the texts came.
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from minibert.errors import MinibertError
-from minibert.pretrained import PreTrainedModel
+from minibert.pretrained import PreTrainedModel, forward_parameters
 from minibert.tokenization import PreTrainedTokenizer
 
 # Texts are tokenised this many batches at a time, so memory stays bounded on long inputs.
@@ -113,7 +112,7 @@ def run_by_length(
     """
     if pad_token_id is None and batch_size > 1:
         raise MinibertError("batches need a pad token, and the tokenizer has none: pass batch_size=1")
-    names = set(inspect.signature(model.forward).parameters)
+    names = set(forward_parameters(type(model)))
     results: list[Any] = [None] * len(items)
     chunk = batch_size * CHUNK_BATCHES
     progress = tqdm(total=math.ceil(len(items) / batch_size), desc="Batches", disable=not show_progress_bar)
