@@ -57,6 +57,7 @@ from typing import Any, Self
 import torch
 from torch import Tensor, nn
 
+from minibert.linear import PackedLinear
 from minibert.pretrained import PreTrainedModel
 
 # Symmetric int8: values in [-127, 127], so that zero is exact and -128 never appears.
@@ -218,7 +219,7 @@ def quantize(model: PreTrainedModel, skip: Iterable[str] = ()) -> PreTrainedMode
     candidates = [
         name
         for name, module in model.named_modules()
-        if type(module) is nn.Linear and any(name.startswith(f"{stack}.") for stack in stacks)
+        if type(module) in (nn.Linear, PackedLinear) and any(name.startswith(f"{stack}.") for stack in stacks)
     ]
     if not candidates:
         raise ValueError(f"{type(model).__name__} has no nn.Linear inside a layer stack (an nn.ModuleList) to quantize")

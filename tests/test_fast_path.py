@@ -18,7 +18,7 @@ from conftest import (
 )
 
 from minibert.bert import UNPADDED_BELOW
-from minibert.pretrained import Float32Linear
+from minibert.linear import Float32Linear
 
 CASES = [(c, n) for c in CLASSES for n in config_names_for(c)]
 

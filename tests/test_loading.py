@@ -104,7 +104,7 @@ def test_loading_initialises_only_what_the_checkpoint_lacks(checkpoint_dir, monk
     assert calls == ["Embeddings"]  # only the computed buffers
     calls.clear()
     model = minibert.BertForSequenceClassification.from_pretrained(checkpoint_dir("BertModel", "bert-a"))
-    assert sorted(calls) == ["Embeddings", "Linear"]  # buffers and the new classifier
+    assert sorted(calls) == ["Embeddings", "PackedLinear"]  # buffers and the new classifier
     assert model.load_report.missing == ["classifier.weight", "classifier.bias"]
     assert torch.all(model.classifier.bias == 0) and model.classifier.weight.std() > 0
 

@@ -13,6 +13,7 @@ from torch import nn
 
 import minibert.quantization
 from minibert.encoders import SentenceEncoder
+from minibert.linear import PackedLinear
 from minibert.quantization import Int8Linear, quantize
 
 # One architecture of each kind of layer stack: BERT's, ALBERT's shared layers, DistilBERT's, GTE's, DeBERTa's.
@@ -124,8 +125,8 @@ def test_layers_in_the_blocks_are_quantized_and_the_rest_stays_float(checkpoint_
     for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
         assert kinds[f"{layer}.{name}"] is Int8Linear
     assert kinds[f"{layer}.intermediate.dense"] is Int8Linear
-    assert kinds[f"{layer}.output.dense"] is nn.Linear  # skipped
-    assert kinds["bert.pooler.dense"] is nn.Linear and kinds["classifier"] is nn.Linear
+    assert kinds[f"{layer}.output.dense"] is PackedLinear  # skipped
+    assert kinds["bert.pooler.dense"] is PackedLinear and kinds["classifier"] is PackedLinear
     attention = model.bert.encoder.layer[1].attention.self
     assert attention.query.shared is attention.key.shared is attention.value.shared  # one quantized input
 

@@ -1,0 +1,121 @@
+"""Two ``nn.Linear`` variants with the same parameters and state-dict keys, for speed on the CPU.
+
+``PackedLinear`` is what every model's plain ``nn.Linear`` layers become (``PreTrainedModel.post_init``).
+A matrix-product kernel reads its weight in blocks laid out for its registers; ``F.linear`` lays
+the weight out again on every call, which on few rows (one short text, batch-1 latency) costs
+as much as the product. MKL and oneDNN can lay it out once and keep it: at inference on the
+CPU, ``PackedLinear`` keeps that packed copy of its weight and multiplies with it.
+
+Which packed product, from ``scripts/bench_linear.py`` on an Intel Xeon (AVX-512, AMX), with
+bert-base's 72 weights in turn so that each comes from memory as in a forward (GFLOP/s against
+``F.linear``'s):
+
+- float32, one thread: MKL's, with the weight packed for 1,024 rows, at any number of rows:
+  1.4x at 16 rows, 1.25x at 128, 1.05x at 1,024;
+- float32, more threads: oneDNN's on 2-512 rows (1.1-1.3x); MKL's is slower there with threads,
+  and ``F.linear`` is as fast on more rows;
+- bfloat16: oneDNN's at any number of rows, 1.2-1.5x.
+
+The cost is memory: the packed copy is as large as the weight, made on a layer's first packed
+call and remade whenever the weight changes or the thread count switches kernels.
+``set_weight_packing(False)`` turns it off. Autograd, tracing and ``torch.compile`` never see it.
+
+``Float32Linear`` multiplies bf16 or fp16 weights in float32 (``set_float32_matmuls``).
+"""
+
+from __future__ import annotations
+
+import platform
+import weakref
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ONEDNN_FLOAT32_ROWS = range(2, 513)  # rows (tokens) where oneDNN's packed float32 product is the faster
+MKL_PACKED_FOR = 1024  # rows MKL packs a weight for; it multiplies any number of rows with it
+
+# Which packed products this PyTorch has (x86 builds have both; other builds keep F.linear).
+ONEDNN = (
+    platform.machine().lower() in ("x86_64", "amd64")
+    and torch.backends.mkldnn.is_available()
+    and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+)
+MKL = ONEDNN and torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_linear")
+ONEDNN_BFLOAT16 = ONEDNN and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+Kernel = Literal["mkl", "onednn"]
+
+
+class PackedLinear(nn.Linear):
+    """An ``nn.Linear`` that, at inference on the CPU, multiplies with a packed copy of its weight."""
+
+    packed: tuple[Kernel, Any, int, int, Tensor] | None = None  # kernel, weight's weakref, data_ptr, version, copy
+
+    def forward(self, x: Tensor) -> Tensor:
+        kernel = self.kernel(x)
+        if kernel == "mkl":
+            rows = x.shape[:-1].numel()
+            return torch.ops.mkl._mkl_linear(x, self.packed_weight(kernel), self.weight, self.bias, rows)
+        if kernel == "onednn":
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight(kernel), self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+    def kernel(self, x: Tensor) -> Kernel | None:
+        """The packed product this call takes, if any: CPU inference, outside tracing, where it is faster."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling() or not torch.backends.mkldnn.enabled:
+            return None
+        if not ONEDNN or torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != self.weight.dtype:
+            return None
+        if x.numel() == 0 or self.weight.numel() == 0:  # e.g. every head of a layer pruned
+            return None
+        if x.dtype == torch.bfloat16:
+            return "onednn" if ONEDNN_BFLOAT16 else None
+        if x.dtype != torch.float32:
+            return None
+        if MKL and torch.get_num_threads() == 1:
+            return "mkl"
+        return "onednn" if x.shape[:-1].numel() in ONEDNN_FLOAT32_ROWS else None
+
+    def packed_weight(self, kernel: Kernel) -> Tensor:
+        """The weight packed for ``kernel``, packed again if it was replaced or changed in place since."""
+        weight = self.weight
+        if self.packed is not None:
+            packed_for, source, address, version, packed = self.packed
+            if (packed_for, source(), address, version) == (kernel, weight, weight.data_ptr(), version_of(weight)):
+                return packed
+        if kernel == "mkl":
+            packed = torch.ops.mkl._mkl_reorder_linear_weight(weight.detach(), MKL_PACKED_FOR)
+        else:
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
+        self.packed = (kernel, weakref.ref(weight), weight.data_ptr(), version_of(weight), packed)
+        return packed
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the packed weight behind (a weakref pickles not); it is remade on use."""
+        state = self.__dict__.copy()
+        state.pop("packed", None)
+        return state
+
+
+def version_of(tensor: Tensor) -> int:
+    """How many times ``tensor`` was changed in place; -1 for a tensor made in inference mode, which keeps no count."""
+    return -1 if tensor.is_inference() else tensor._version
+
+
+class Float32Linear(nn.Linear):
+    """An ``nn.Linear`` that multiplies in float32 whatever dtype it stores: see ``set_float32_matmuls``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        bias = None if self.bias is None else self.bias.float()
+        return F.linear(x.float(), self.weight.float(), bias).to(x.dtype)
+
+
+def set_linear_class(model: nn.Module, old: tuple[type[nn.Linear], ...], new: type[nn.Linear]) -> None:
+    """Turn every layer of exactly one of the classes ``old`` into ``new``: same parameters, same keys."""
+    for module in model.modules():
+        if type(module) in old:
+            module.__dict__.pop("packed", None)
+            module.__class__ = new

@@ -1,0 +1,131 @@
+"""PackedLinear: inference on the CPU multiplies with a packed copy of the weight, and gives F.linear's
+results; the copy follows every change to the weight, and training, tracing and copies never see it."""
+
+import copy
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_outputs_close, inputs_for, ours_class
+from torch import nn
+
+from minibert.linear import ONEDNN, ONEDNN_BFLOAT16, PackedLinear
+
+pytestmark = pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN packed linear (not x86)")
+
+
+@pytest.fixture
+def threads():
+    """Set torch's thread count for one test, then put it back."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def packed_layer(in_features: int = 48, out_features: int = 40, dtype: torch.dtype = torch.float32) -> PackedLinear:
+    torch.manual_seed(0)
+    layer = nn.Linear(in_features, out_features, dtype=dtype)
+    layer.__class__ = PackedLinear
+    return layer
+
+
+@pytest.mark.parametrize("thread_count", [1, 2])
+@pytest.mark.parametrize("rows", [1, 3, 16, 300, 700])
+def test_float32_products_equal_f_linear_and_few_rows_use_the_packed_weight(thread_count, rows, threads):
+    threads(thread_count)
+    layer = packed_layer()
+    x = torch.randn(rows, 48)
+    with torch.no_grad():
+        out = layer(x)
+    torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
+    kernel = None if layer.packed is None else layer.packed[0]
+    assert kernel == ("mkl" if thread_count == 1 else "onednn" if 2 <= rows <= 512 else None)
+
+
+@pytest.mark.skipif(not ONEDNN_BFLOAT16, reason="oneDNN has no bf16 on this CPU")
+def test_bfloat16_products_equal_f_linear():
+    layer = packed_layer(dtype=torch.bfloat16)
+    x = torch.randn(2, 7, 48, dtype=torch.bfloat16)  # (B, T, in): any leading shape
+    with torch.no_grad():
+        out = layer(x)
+    assert layer.packed is not None and out.shape == (2, 7, 40) and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias))
+
+
+@pytest.mark.parametrize("thread_count", [1, 2])
+def test_the_packed_copy_follows_every_change_to_the_weight(thread_count, threads):
+    threads(thread_count)
+    layer = packed_layer()
+    x = torch.randn(5, 48)
+
+    def check() -> None:
+        with torch.no_grad():
+            out = layer(x)
+        torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
+
+    check()
+    with torch.no_grad():
+        layer.weight.mul_(2)  # in place: an optimizer step
+    check()
+    layer.load_state_dict({"weight": torch.randn(40, 48), "bias": torch.randn(40)})
+    check()
+    layer.weight.data = torch.randn(40, 48)  # a new tensor behind the same parameter
+    check()
+    layer.weight = nn.Parameter(torch.randn(40, 48))  # a new parameter
+    check()
+
+
+def test_training_never_uses_the_packed_copy_and_its_gradients_are_nn_linears():
+    layer = packed_layer()
+    plain = copy.deepcopy(layer)
+    plain.__class__ = nn.Linear
+    x = torch.randn(6, 48)
+    layer(x).square().sum().backward()
+    plain(x).square().sum().backward()
+    assert layer.packed is None
+    assert torch.equal(layer.weight.grad, plain.weight.grad) and torch.equal(layer.bias.grad, plain.bias.grad)
+
+
+def test_a_traced_layer_records_f_linear_not_the_packed_kernel():
+    """An export (TorchScript, ONNX) must not depend on oneDNN's private operators."""
+    layer = packed_layer()
+    with torch.no_grad():
+        traced = torch.jit.trace(layer, torch.randn(4, 48))
+    kinds = {node.kind() for node in traced.graph.nodes()}
+    assert "aten::linear" in kinds and not any("mkl" in kind for kind in kinds)
+
+
+@pytest.mark.parametrize("thread_count", [1, 2])
+def test_models_pack_by_default_and_match_transformers_at_batch_one(thread_count, threads, checkpoint_dir, reference):
+    threads(thread_count)
+    model = ours_class("BertModel").from_pretrained(checkpoint_dir("BertModel", "bert-a"))
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert linears and all(type(m) is PackedLinear for m in linears)
+    inputs = inputs_for("BertModel", "bert-a", batch=1, length=9)
+    with torch.no_grad():
+        ours = model(**inputs)
+        theirs = reference("BertModel", "bert-a")(**inputs)
+    assert all(m.packed is not None for m in model.encoder.modules() if isinstance(m, nn.Linear))  # 9 rows each
+    assert_outputs_close(ours, theirs)
+
+
+def test_copies_pickles_and_switching_packing_off_keep_the_outputs(checkpoint_dir):
+    model = ours_class("BertForSequenceClassification").from_pretrained(
+        checkpoint_dir("BertForSequenceClassification", "bert-a")
+    )
+    inputs = inputs_for("BertForSequenceClassification", "bert-a", batch=2, length=7)
+    with torch.no_grad():
+        expected = model(**inputs).logits  # packs every layer
+        copied = copy.deepcopy(model)
+        pickled = pickle.loads(pickle.dumps(model))
+        for other in (copied, pickled):
+            assert all(getattr(m, "packed", None) is None for m in other.modules())
+            torch.testing.assert_close(other(**inputs).logits, expected, rtol=0, atol=0)
+        keys = list(model.state_dict())
+        model.set_weight_packing(False)
+        assert not any(isinstance(m, PackedLinear) for m in model.modules())
+        torch.testing.assert_close(model(**inputs).logits, expected)
+        model.set_weight_packing(True)
+        assert list(model.state_dict()) == keys
+        torch.testing.assert_close(model(**inputs).logits, expected, rtol=0, atol=0)
