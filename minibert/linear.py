@@ -16,8 +16,9 @@ bert-base's 72 weights in turn so that each comes from memory as in a forward (G
   and ``F.linear`` is as fast on more rows;
 - bfloat16: oneDNN's at any number of rows, 1.2-1.5x.
 
-The cost is memory: the packed copy is as large as the weight, made on a layer's first packed
-call and remade whenever the weight changes or the thread count switches kernels.
+The cost is memory: the packed copy is as large as the weight, made on a layer's second packable
+call (the first runs ``F.linear``: a one-off call does not wait for packing) and remade whenever
+the weight changes or the thread count switches kernels.
 ``set_weight_packing(False)`` turns it off. Autograd, tracing and ``torch.compile`` never see it.
 
 ``Float32Linear`` multiplies bf16 or fp16 weights in float32 (``set_float32_matmuls``).
@@ -53,15 +54,16 @@ class PackedLinear(nn.Linear):
     """An ``nn.Linear`` that, at inference on the CPU, multiplies with a packed copy of its weight."""
 
     packed: tuple[Kernel, Any, int, int, Tensor] | None = None  # kernel, weight's weakref, data_ptr, version, copy
+    warm = False  # whether this layer had a call the packed product could take
 
     def forward(self, x: Tensor) -> Tensor:
         kernel = self.kernel(x)
+        packed = None if kernel is None else self.packed_weight(kernel)
+        if packed is None:
+            return F.linear(x, self.weight, self.bias)
         if kernel == "mkl":
-            rows = x.shape[:-1].numel()
-            return torch.ops.mkl._mkl_linear(x, self.packed_weight(kernel), self.weight, self.bias, rows)
-        if kernel == "onednn":
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight(kernel), self.bias, "none", [], "")
-        return F.linear(x, self.weight, self.bias)
+            return torch.ops.mkl._mkl_linear(x, packed, self.weight, self.bias, x.shape[:-1].numel())
+        return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
 
     def kernel(self, x: Tensor) -> Kernel | None:
         """The packed product this call takes, if any: CPU inference, outside tracing, where it is faster."""
@@ -79,8 +81,15 @@ class PackedLinear(nn.Linear):
             return "mkl"
         return "onednn" if x.shape[:-1].numel() in ONEDNN_FLOAT32_ROWS else None
 
-    def packed_weight(self, kernel: Kernel) -> Tensor:
-        """The weight packed for ``kernel``, packed again if it was replaced or changed in place since."""
+    def packed_weight(self, kernel: Kernel) -> Tensor | None:
+        """The weight packed for ``kernel``, packed again if it was replaced or changed in place since.
+
+        None on the layer's first such call: packing every weight takes longer than a forward on a short
+        text, which a one-off call (a command-line run, a model's first output) should not wait for.
+        """
+        if not self.warm:
+            self.warm = True
+            return None
         weight = self.weight
         if self.packed is not None:
             packed_for, source, address, version, packed = self.packed
@@ -97,6 +106,7 @@ class PackedLinear(nn.Linear):
         """Copies and pickles leave the packed weight behind (a weakref pickles not); it is remade on use."""
         state = self.__dict__.copy()
         state.pop("packed", None)
+        state.pop("warm", None)
         return state
 
 
@@ -118,4 +128,5 @@ def set_linear_class(model: nn.Module, old: tuple[type[nn.Linear], ...], new: ty
     for module in model.modules():
         if type(module) in old:
             module.__dict__.pop("packed", None)
+            module.__dict__.pop("warm", None)
             module.__class__ = new

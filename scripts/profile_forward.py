@@ -56,7 +56,7 @@ def profile_groups(model: torch.nn.Module, inputs: dict[str, torch.Tensor], roun
                 model(**inputs)
     totals: dict[str, float] = defaultdict(float)
     for event in prof.key_averages():
-        if event.key.startswith("aten::") or "attention" in event.key:
+        if event.key.startswith(("aten::", "mkl::", "mkldnn::")) or "attention" in event.key:
             totals[group_of(event.key)] += event.self_cpu_time_total / 1000 / rounds
     return dict(totals)
 

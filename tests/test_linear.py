@@ -15,6 +15,12 @@ from minibert.linear import ONEDNN, ONEDNN_BFLOAT16, PackedLinear
 pytestmark = pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN packed linear (not x86)")
 
 
+@pytest.fixture(autouse=True)
+def packed_from_the_second_call(monkeypatch):
+    """As in use: conftest packs from the first call, for the rest of the suite."""
+    monkeypatch.setattr(PackedLinear, "warm", False)
+
+
 @pytest.fixture
 def threads():
     """Set torch's thread count for one test, then put it back."""
@@ -37,7 +43,8 @@ def test_float32_products_equal_f_linear_and_few_rows_use_the_packed_weight(thre
     layer = packed_layer()
     x = torch.randn(rows, 48)
     with torch.no_grad():
-        out = layer(x)
+        first, out = layer(x), layer(x)
+    assert torch.equal(first, F.linear(x, layer.weight, layer.bias))  # a layer's first call never packs
     torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
     kernel = None if layer.packed is None else layer.packed[0]
     assert kernel == ("mkl" if thread_count == 1 else "onednn" if 2 <= rows <= 512 else None)
@@ -48,6 +55,7 @@ def test_bfloat16_products_equal_f_linear():
     layer = packed_layer(dtype=torch.bfloat16)
     x = torch.randn(2, 7, 48, dtype=torch.bfloat16)  # (B, T, in): any leading shape
     with torch.no_grad():
+        layer(x)
         out = layer(x)
     assert layer.packed is not None and out.shape == (2, 7, 40) and out.dtype == torch.bfloat16
     torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias))
@@ -61,7 +69,9 @@ def test_the_packed_copy_follows_every_change_to_the_weight(thread_count, thread
 
     def check() -> None:
         with torch.no_grad():
+            layer(x)  # warm: the second call packs
             out = layer(x)
+        assert layer.packed is not None
         torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
 
     check()
@@ -104,6 +114,7 @@ def test_models_pack_by_default_and_match_transformers_at_batch_one(thread_count
     assert linears and all(type(m) is PackedLinear for m in linears)
     inputs = inputs_for("BertModel", "bert-a", batch=1, length=9)
     with torch.no_grad():
+        model(**inputs)  # the first call of each layer runs unpacked
         ours = model(**inputs)
         theirs = reference("BertModel", "bert-a")(**inputs)
     assert all(m.packed is not None for m in model.encoder.modules() if isinstance(m, nn.Linear))  # 9 rows each
@@ -116,16 +127,19 @@ def test_copies_pickles_and_switching_packing_off_keep_the_outputs(checkpoint_di
     )
     inputs = inputs_for("BertForSequenceClassification", "bert-a", batch=2, length=7)
     with torch.no_grad():
+        model(**inputs)
         expected = model(**inputs).logits  # packs every layer
         copied = copy.deepcopy(model)
         pickled = pickle.loads(pickle.dumps(model))
         for other in (copied, pickled):
             assert all(getattr(m, "packed", None) is None for m in other.modules())
-            torch.testing.assert_close(other(**inputs).logits, expected, rtol=0, atol=0)
+            other(**inputs)
+            torch.testing.assert_close(other(**inputs).logits, expected, rtol=0, atol=0)  # packed again
         keys = list(model.state_dict())
         model.set_weight_packing(False)
         assert not any(isinstance(m, PackedLinear) for m in model.modules())
         torch.testing.assert_close(model(**inputs).logits, expected)
         model.set_weight_packing(True)
         assert list(model.state_dict()) == keys
+        model(**inputs)
         torch.testing.assert_close(model(**inputs).logits, expected, rtol=0, atol=0)
