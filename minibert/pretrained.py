@@ -110,6 +110,7 @@ class PreTrainedModel(nn.Module):
     checkpoint_prefixes: ClassVar[tuple[str, ...]] = ()
     # Tells transformers' Trainer that forward takes no num_items_in_batch: Trainer scales the loss itself.
     accepts_loss_kwargs: ClassVar[bool] = False
+    weight_packing = True  # whether linear layers are PackedLinear: see set_weight_packing
 
     def __init__(self, config: EncoderConfig) -> None:
         if not isinstance(config, self.config_class):
@@ -444,20 +445,21 @@ class PreTrainedModel(nn.Module):
         products run several times slower than float32 ones; converting each weight as it is
         used costs far less. Outputs stay in the model's dtype and are, if anything, more
         accurate. Turns every ``PackedLinear`` (or plain ``nn.Linear``) into a ``Float32Linear``
-        (same parameters and state-dict keys) or back into a ``PackedLinear``.
+        (same parameters and state-dict keys) or back (``set_weight_packing`` says which).
         """
         if enabled:
             set_linear_class(self, (nn.Linear, PackedLinear), Float32Linear)
         else:
-            set_linear_class(self, (Float32Linear,), PackedLinear)
+            set_linear_class(self, (Float32Linear,), PackedLinear if self.weight_packing else nn.Linear)
 
     def set_weight_packing(self, enabled: bool = True) -> None:
-        """Whether linear layers keep a oneDNN-packed copy of their weight for CPU inference (the default).
+        """Whether linear layers keep a copy of their weight packed for MKL or oneDNN, for CPU inference (the default).
 
-        Faster products on few rows (``minibert.linear``), at the cost of a second copy of the
-        weights of the layers that use it. False turns every ``PackedLinear`` into a plain
-        ``nn.Linear`` and frees the copies; True turns them back.
+        Faster products (``minibert.linear``), at the cost of a second copy of the weights of the
+        layers that use it. False turns every ``PackedLinear`` into a plain ``nn.Linear`` and frees
+        the copies; True turns them back.
         """
+        self.weight_packing = enabled
         if enabled:
             set_linear_class(self, (nn.Linear,), PackedLinear)
         else:
@@ -526,7 +528,7 @@ class PreTrainedModel(nn.Module):
             weight = torch.empty(rows, old.embedding_dim, **kind)
             new = nn.Embedding(rows, old.embedding_dim, padding_idx=old.padding_idx, _weight=weight)
         else:
-            new = nn.Linear(old.in_features, rows, bias=old.bias is not None, **kind)
+            new = type(old)(old.in_features, rows, bias=old.bias is not None, **kind)  # PackedLinear stays one
         self._init_weights(new)
         new._initialised = True
         kept = min(rows, old.weight.shape[0])

@@ -143,3 +143,18 @@ def test_copies_pickles_and_switching_packing_off_keep_the_outputs(checkpoint_di
         assert list(model.state_dict()) == keys
         model(**inputs)
         torch.testing.assert_close(model(**inputs).logits, expected, rtol=0, atol=0)
+
+
+def test_packing_stays_as_chosen_through_float32_products_and_a_resized_vocabulary(checkpoint_dir):
+    config = ours_class("BertForMaskedLM").from_pretrained(checkpoint_dir("BertForMaskedLM", "bert-a")).config
+    model = ours_class("BertForMaskedLM")(config.replace(tie_word_embeddings=False))  # a decoder of its own
+    model.resize_token_embeddings(model.config.vocab_size + 3)
+    assert type(model.cls.predictions.decoder) is PackedLinear
+    model.set_weight_packing(False)
+    model.set_float32_matmuls(True)
+    model.set_float32_matmuls(False)
+    assert not any(isinstance(m, PackedLinear) for m in model.modules())
+    model.set_weight_packing(True)
+    model.set_float32_matmuls(True)
+    model.set_float32_matmuls(False)
+    assert all(type(m) is PackedLinear for m in model.modules() if isinstance(m, nn.Linear))
