@@ -288,10 +288,9 @@ def ctranslate2_engine(name: str, path: Path, threads: int, compute_type: str) -
 
     from ctranslate2_worker import serve
 
-    ours, theirs = multiprocessing.get_context("spawn").Pipe()
-    worker = multiprocessing.get_context("spawn").Process(
-        target=serve, args=(theirs, str(path), threads, compute_type), daemon=True
-    )
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of this process's runtimes
+    ours, theirs = spawn.Pipe()
+    worker = spawn.Process(target=serve, args=(theirs, str(path), threads, compute_type), daemon=True)
     worker.start()
     if (answer := ours.recv()) != "ready":
         raise RuntimeError(answer)

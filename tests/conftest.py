@@ -822,6 +822,25 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def pair_of(folders):
+    """pair_of(kind) -> (minibert's AutoTokenizer, transformers' AutoTokenizer) of ``folders[kind]``.
+
+    ``folders`` is the requesting module's own fixture: the tokenizer folders it tests.
+    """
+    made = {}
+
+    def get(kind: str):
+        if kind not in made:
+            made[kind] = (
+                minibert.AutoTokenizer.from_pretrained(folders[kind]),
+                transformers.AutoTokenizer.from_pretrained(folders[kind]),
+            )
+        return made[kind]
+
+    return get
+
+
 @pytest.fixture(scope="session")
 def tokenizer_folders(tmp_path_factory) -> dict[str, Path]:
     """Tokenizer folders by name (minilm, wordpiece, bpe, unigram and variants): see tokenizer_data.py."""

@@ -144,22 +144,6 @@ def corpus() -> list[str]:
     return real_text(300)
 
 
-@pytest.fixture(scope="module")
-def pair_of(folders):
-    """pair_of(kind) -> (minibert's AutoTokenizer, transformers' AutoTokenizer) of the same folder."""
-    made = {}
-
-    def get(kind: str):
-        if kind not in made:
-            made[kind] = (
-                AutoTokenizer.from_pretrained(folders[kind]),
-                transformers.AutoTokenizer.from_pretrained(folders[kind]),
-            )
-        return made[kind]
-
-    return get
-
-
 def same(ours: PreTrainedTokenizer, theirs, *args, **kwargs) -> bool:
     """Whether both give the same keys (in order) and values, or both refuse the call."""
     try:

@@ -12,12 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
-import transformers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_tokenizer_corpus import add_layouts, same
-
-from minibert.tokenization import AutoTokenizer
 
 EXAMPLES = int(os.environ.get("MINIBERT_TOKENIZER_FUZZ_EXAMPLES", "60"))  # per test and layout; more by hand
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None)
@@ -47,22 +44,6 @@ texts = st.lists(pieces, max_size=8).map("".join)
 @pytest.fixture(scope="module")
 def folders(tokenizer_folders, tmp_path_factory) -> dict[str, Path]:
     return add_layouts(tokenizer_folders, tmp_path_factory.mktemp("fuzz-tokenizers"))
-
-
-@pytest.fixture(scope="module")
-def pair_of(folders):
-    """pair_of(kind) -> (minibert's AutoTokenizer, transformers' AutoTokenizer) of the same folder."""
-    made = {}
-
-    def get(kind: str):
-        if kind not in made:
-            made[kind] = (
-                AutoTokenizer.from_pretrained(folders[kind]),
-                transformers.AutoTokenizer.from_pretrained(folders[kind]),
-            )
-        return made[kind]
-
-    return get
 
 
 @pytest.mark.parametrize("kind", LAYOUTS)
