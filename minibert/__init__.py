@@ -9,6 +9,7 @@ from minibert.albert import (
     AlbertForTokenClassification,
     AlbertModel,
 )
+from minibert.allocator import set_memory_reuse
 from minibert.auto import (
     AutoConfig,
     AutoModel,
@@ -275,4 +276,5 @@ __all__ = [
     "XLMRobertaModel",
     "XLMRobertaTokenizer",
     "quantize",
+    "set_memory_reuse",
 ]

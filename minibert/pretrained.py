@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from minibert.allocator import reuse_freed_memory
 from minibert.checkpoint import FLOAT8_DTYPES, Checkpoint, save_safetensors
 from minibert.config import MEMORY_LIMIT_VARIABLE, EncoderConfig, format_bytes, memory_limit, memory_limit_source
 from minibert.errors import ConfigError
@@ -124,6 +125,7 @@ class PreTrainedModel(nn.Module):
         refused = sorted(REFUSED_INPUTS.keys() & kwargs.keys())
         if refused:
             raise ValueError(f"{refused[0]} is not supported: {REFUSED_INPUTS[refused[0]]}")
+        reuse_freed_memory()  # once per process: the next forward's activations reuse this one's memory
         # Compiled graphs run padded (minibert.bert.unpadded_layout): nothing to ask while tracing.
         reads_padding = not torch.compiler.is_compiling() and self.reads_padding(named_inputs(type(self), args, kwargs))
         with self.padded(reads_padding):

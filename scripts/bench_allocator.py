@@ -1,0 +1,122 @@
+"""What keeping freed memory (minibert.allocator) buys: forwards with and without it, each in processes of its own.
+
+The setting is the whole process's and glibc cannot take it back, so each measurement runs in a
+fresh Python process: with minibert's default, or with ``minibert.set_memory_reuse(False)`` before
+the first call. The two alternate round by round. Each process times a workload's calls after two
+warm-up calls and reports the median, the minor page faults per call (fresh pages the kernel had
+to zero) and the process's resident memory at the end
+(each figure: kept / given back).
+
+Workloads: bert-base (``BertConfig()``, random weights) on 8 x 128 tokens, on 32 texts of 16-128
+tokens padded to the longest, and on 1 x 16; all-MiniLM-L6-v2 ``SentenceEncoder.encode`` of 1,000
+real texts, batch 32.
+
+Run: .venv/bin/python scripts/bench_allocator.py [--threads 1] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_encode import corpus, cpu_name
+
+import minibert
+from minibert.cli import default_checkpoint
+
+WORKLOADS = ("bert-base 8x128", "bert-base 32 x 16-128 padded", "bert-base 1x16", "MiniLM encode 1000 texts")
+CALLS = {"bert-base 8x128": 5, "bert-base 32 x 16-128 padded": 5, "bert-base 1x16": 30, "MiniLM encode 1000 texts": 3}
+
+
+def workload(name: str) -> Callable[[], object]:
+    """One call of the workload ``name``, its model made and its inputs ready."""
+    if name.startswith("MiniLM"):
+        encoder = minibert.SentenceEncoder(default_checkpoint(), device="cpu")
+        texts, _ = corpus(4000, seed=0)
+        texts = [text for text in texts if 5 <= len(encoder.tokenizer(text)["input_ids"]) <= 128][:1000]
+        return lambda: encoder.encode(texts, batch_size=32)
+    torch.manual_seed(0)
+    model = minibert.BertModel(minibert.BertConfig()).eval()
+    generator = torch.Generator().manual_seed(0)
+    if name.endswith("8x128"):
+        ids, lengths = torch.randint(1000, 30000, (8, 128), generator=generator), torch.full((8,), 128)
+    elif name.endswith("1x16"):
+        ids, lengths = torch.randint(1000, 30000, (1, 16), generator=generator), torch.full((1,), 16)
+    else:
+        lengths = torch.randint(16, 129, (32,), generator=generator)
+        ids = torch.randint(1000, 30000, (32, int(lengths.max())), generator=generator)
+    mask = (torch.arange(ids.shape[1]) < lengths[:, None]).long()  # (B, T)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(input_ids=ids * mask, attention_mask=mask)
+
+    return forward
+
+
+def child(name: str, reuse: bool, threads: int) -> None:
+    """Time ``name`` in this process and print its figures as JSON."""
+    torch.set_num_threads(threads)
+    minibert.set_memory_reuse(reuse)
+    run = workload(name)
+    run(), run()
+    seconds, faults = [], []
+    for _ in range(CALLS[name]):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        start = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - start)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    rss = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+    print(json.dumps({"seconds": statistics.median(seconds), "faults": statistics.median(faults), "rss": rss}))
+
+
+def measure(name: str, reuse: bool, threads: int) -> dict[str, float]:
+    command = [sys.executable, __file__, "--child", name, "--threads", str(threads)]
+    done = subprocess.run([*command, *([] if reuse else ["--no-reuse"])], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", choices=WORKLOADS, help=argparse.SUPPRESS)
+    parser.add_argument("--no-reuse", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, not args.no_reuse, args.threads)
+        return
+    capability = torch.backends.cpu.get_cpu_capability()
+    print(f"{cpu_name()} ({capability}), torch {torch.__version__}, {args.threads} thread(s)")
+    print(f"median of {args.rounds} rounds, the two settings alternating, each in a fresh process\n")
+    print("| workload | kept (default) | given back | ratio | page faults per call | RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    for name in WORKLOADS:
+        kept, given_back = [], []
+        for turn in range(args.rounds):
+            for reuse in (True, False) if turn % 2 == 0 else (False, True):
+                (kept if reuse else given_back).append(measure(name, reuse, args.threads))
+        ratio = statistics.median(a["seconds"] / b["seconds"] for a, b in zip(kept, given_back, strict=True))
+        ms = [statistics.median(run["seconds"] for run in runs) * 1e3 for runs in (kept, given_back)]
+        faults = [statistics.median(run["faults"] for run in runs) for runs in (kept, given_back)]
+        rss = [statistics.median(run["rss"] for run in runs) / 2**20 for runs in (kept, given_back)]
+        print(
+            f"| {name} | {ms[0]:.1f} ms | {ms[1]:.1f} ms | {ratio:.2f} | {faults[0]:.0f} / {faults[1]:.0f} "
+            f"| {rss[0]:.0f} / {rss[1]:.0f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
