@@ -4,9 +4,10 @@ A forward allocates its activations, frees them, and the next forward allocates 
 again. glibc's ``malloc`` gives a block larger than its mmap threshold (128 KiB at first, raised
 to the largest block freed so far, up to 32 MiB) back to the kernel as soon as it is freed, and
 trims the heap's free top once it passes its trim threshold (twice the mmap threshold). The next
-forward's blocks are then fresh pages, which the kernel zeroes at one page fault per 4 KiB: about
-25,000 faults and 13% of the time of a bert-base forward on 8 x 128 tokens at one thread
-(``scripts/bench_allocator.py``, which runs each setting in processes of its own).
+forward's blocks are then fresh pages, which the kernel zeroes at one page fault per 4 KiB: on
+bert-base at one thread, 38,000 faults and 4% of the time of a forward on 8 x 128 tokens, 153,000
+and 9% on 32 texts of 16-128 tokens (``scripts/bench_allocator.py``, each setting in processes of
+its own).
 
 ``reuse_freed_memory`` raises both thresholds to ``KEPT_BYTES``: blocks up to that size come from
 the heap, and up to that much freed heap stays with the process for the next forward. The cost is

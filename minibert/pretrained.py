@@ -125,7 +125,8 @@ class PreTrainedModel(nn.Module):
         refused = sorted(REFUSED_INPUTS.keys() & kwargs.keys())
         if refused:
             raise ValueError(f"{refused[0]} is not supported: {REFUSED_INPUTS[refused[0]]}")
-        reuse_freed_memory()  # once per process: the next forward's activations reuse this one's memory
+        if not torch.compiler.is_compiling():  # once per process: each forward reuses the memory the last one freed
+            reuse_freed_memory()
         # Compiled graphs run padded (minibert.bert.unpadded_layout): nothing to ask while tracing.
         reads_padding = not torch.compiler.is_compiling() and self.reads_padding(named_inputs(type(self), args, kwargs))
         with self.padded(reads_padding):

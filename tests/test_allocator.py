@@ -81,3 +81,14 @@ def test_set_memory_reuse_takes_a_bool(thresholds_set):
     with pytest.raises(TypeError, match="set_memory_reuse takes True or False, got 'no'"):
         minibert.set_memory_reuse("no")
     assert thresholds_set == []
+
+
+def test_a_compiled_first_call_traces_in_one_graph(thresholds_set):
+    """``torch.compile(fullgraph=True)`` cannot trace the allocator call (ctypes, logging): a compiled call skips it."""
+    model = tiny_model()
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.inference_mode():
+        compiled = torch.compile(model, fullgraph=True)(input_ids=ids).last_hidden_state
+        assert thresholds_set == []
+        torch.testing.assert_close(compiled, model(input_ids=ids).last_hidden_state)
+    assert thresholds_set == [allocator.KEPT_BYTES]
