@@ -3,7 +3,8 @@
 - the probe check after loading (a sample of each loaded tensor compared with the file's values).
   safetensors tensors are read lazily, so the probe pays for reading the sampled pages now,
   which the first forward would read anyway: "load + first forward" is the fair comparison;
-- the input checks at the top of ``forward`` (ids, token types and positions in range, shapes).
+- the input checks at the top of ``forward`` (ids, token types and positions in range, shapes);
+- the question ``PreTrainedModel.__call__`` asks before each forward: do the outputs read padding?
 
 Each is timed with and without, alternating, and the medians are printed.
 Run: .venv/bin/python scripts/check_costs.py
@@ -14,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 from unittest import mock
 
 import torch
@@ -71,12 +73,28 @@ def main() -> None:
         with torch.inference_mode():
             model(ids, attention_mask=mask, token_type_ids=types)
 
-    compare("forward 8x128 fp32 (input checks)", forward, lambda: mock.patch.object(bert, "check_inputs"), repeats=9)
+    def unchecked(*inputs: Any, **settings: Any) -> tuple[Any, Any, Any]:
+        """What ``check_inputs`` returns for int64 inputs: ids, token types and positions as given."""
+        _, input_ids, _, token_type_ids, position_ids = inputs[:5]
+        return input_ids, token_type_ids, position_ids
+
+    compare(
+        "forward 8x128 fp32 (input checks)",
+        forward,
+        lambda: mock.patch.object(bert, "check_inputs", unchecked),
+        repeats=9,
+    )
     calls = 2000
     start = time.perf_counter()
     for _ in range(calls):
         bert.check_inputs(config, ids, mask, types, None, None, 0, config.hidden_size)
     print(f"{'check_inputs alone, 8x128':<40} {(time.perf_counter() - start) / calls * 1e6:.1f} us per call")
+    named = {"attention_mask": mask, "token_type_ids": types}
+    start = time.perf_counter()
+    for _ in range(calls):  # what PreTrainedModel.__call__ asks before each forward: padded or not
+        with model.padded(model.reads_padding(pretrained.named_inputs(type(model), (ids,), named))):
+            pass
+    print(f"{'padding question alone, 8x128':<40} {(time.perf_counter() - start) / calls * 1e6:.1f} us per call")
 
 
 if __name__ == "__main__":
