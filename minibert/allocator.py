@@ -1,42 +1,57 @@
-"""Freed memory kept for the next forward: the C allocator's limits, set once per process (glibc only).
+"""Freed memory kept for the next forward: the C allocator's thresholds, set once per process (glibc only).
 
 A forward allocates its activations, frees them, and the next forward allocates the same sizes
 again. glibc's ``malloc`` gives a block larger than its mmap threshold (128 KiB at first, raised
 to the largest block freed so far, up to 32 MiB) back to the kernel as soon as it is freed, and
 trims the heap's free top once it passes its trim threshold (twice the mmap threshold). The next
 forward's blocks are then fresh pages, which the kernel zeroes at one page fault per 4 KiB: on
-bert-base at one thread, 38,000 faults and 4% of the time of a forward on 8 x 128 tokens, 153,000
-and 9% on 32 texts of 16-128 tokens (``scripts/bench_allocator.py``, each setting in processes of
-its own).
+bert-base at one thread, about 40,000 faults and 4-6% of the time of a forward on 8 x 128 tokens,
+89,000-153,000 and 4-9% on 32 texts of 16-128 tokens (``scripts/bench_allocator.py``, each setting
+in processes of its own).
 
-``reuse_freed_memory`` raises both thresholds to ``KEPT_BYTES``: blocks up to that size come from
-the heap, and up to that much freed heap stays with the process for the next forward. The cost is
-that memory: after a large batch the process holds on to up to ``KEPT_BYTES`` it has freed (the
-working set its forwards needed), where glibc alone would have given it back. The setting is the
-whole process's, and transformers' or any other library's tensors in it get the same reuse.
+``reuse_freed_memory`` raises both thresholds to ``KEPT_BYTES`` (1 GiB): blocks up to that size
+come from the heap, and the heap's free top is kept until it passes that size. The cost is memory
+the process holds after its forwards, where glibc alone would give it back: the free top (up to
+1 GiB), and freed blocks below live ones whatever their size, as with any heap (up to 140 MiB more
+resident memory on the benchmark's batches). It is the whole process's setting: other libraries'
+tensors get the same reuse, and forked workers inherit it, each keeping its own working set.
 
-Every model's first call applies it (``PreTrainedModel.__call__``); ``set_memory_reuse(False)``
-before then leaves glibc as it is, and after then sets glibc's starting thresholds back. Where the
-C library is not glibc (macOS, Windows, musl), nothing changes.
+Where it does not reach: a thread other than the main one allocates from an arena of its own,
+whose heaps hold at most 64 MiB, so its larger blocks are still fresh pages; calls traced by
+``torch.compile`` skip it (a compiled module's eager first call, ``model.compile()``, applies it).
+It changes nothing where the C library is not glibc (macOS, Windows, musl), where glibc refuses
+the values, or where the process's own settings (``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES`` with ``glibc.malloc``) say otherwise.
+
+The first call of a model on the CPU applies it (``PreTrainedModel.__call__``);
+``set_memory_reuse(False)`` before then leaves glibc as it is, and after then sets glibc's starting
+thresholds back and returns the heap's free memory to the kernel (``malloc_trim``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
+import os
 import platform
 import sys
 
+from torch import nn
+
 logger = logging.getLogger(__name__)
 
-KEPT_BYTES = 1 << 30  # the largest block taken from the heap, and the most freed heap kept: 1 GiB
+KEPT_BYTES = 1 << 30  # the largest block taken from the heap, and the largest free top kept: 1 GiB
+OLD_GLIBC_MMAP_BYTES = 32 << 20  # the highest mmap threshold older glibc releases accept (HEAP_MAX_SIZE / 2)
 GLIBC_START_BYTES = 128 * 1024  # glibc's starting mmap and trim thresholds
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (glibc's malloc.h)
+OWN_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")  # glibc's variables for the same
 
 wanted = True  # set_memory_reuse
-applied = False  # whether this process's thresholds are minibert's
+applied = False  # whether glibc took minibert's thresholds in this process
 
 
+@functools.cache
 def glibc() -> ctypes.CDLL | None:
     """The process's glibc, or None where the C library is another one."""
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
@@ -44,24 +59,40 @@ def glibc() -> ctypes.CDLL | None:
     return ctypes.CDLL(None)
 
 
+def own_settings() -> bool:
+    """Whether the process was started with its own malloc thresholds, which minibert then leaves alone."""
+    return any(name in os.environ for name in OWN_SETTINGS) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
+
+
 def set_thresholds(size: int) -> bool:
-    """Set glibc's mmap and trim thresholds to ``size`` bytes; whether glibc took both."""
+    """Set glibc's trim and mmap thresholds to ``size`` bytes (the mmap one to 32 MiB if glibc refuses more).
+
+    Returns whether glibc took either.
+    """
     libc = glibc()
     if libc is None:
         return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, size)) and bool(libc.mallopt(M_TRIM_THRESHOLD, size))
+    trim = libc.mallopt(M_TRIM_THRESHOLD, size)
+    mmap = libc.mallopt(M_MMAP_THRESHOLD, size) or libc.mallopt(M_MMAP_THRESHOLD, min(size, OLD_GLIBC_MMAP_BYTES))
+    return bool(trim or mmap)
 
 
-def reuse_freed_memory() -> None:
-    """Keep freed memory for reuse, once per process, unless ``set_memory_reuse(False)`` came first."""
+def reuse_freed_memory(model: nn.Module | None = None) -> None:
+    """Keep freed memory for reuse, once per process, unless ``set_memory_reuse(False)`` came first.
+
+    With ``model``, only if its weights are on the CPU: a GPU's activations are not glibc's.
+    """
     global applied
     if applied or not wanted:
         return
-    applied = True
-    if set_thresholds(KEPT_BYTES):
+    weight = None if model is None else next(model.parameters(), None)
+    if (weight is not None and weight.device.type != "cpu") or own_settings():
+        return
+    applied = set_thresholds(KEPT_BYTES)
+    if applied:
         logger.info(
-            "glibc now keeps up to %d MiB of freed memory for the next forward; "
-            "minibert.set_memory_reuse(False) gives it back",
+            "glibc now keeps freed memory for the next forward (blocks up to %d MiB); "
+            "minibert.set_memory_reuse(False) turns it off",
             KEPT_BYTES >> 20,
         )
 
@@ -69,15 +100,17 @@ def reuse_freed_memory() -> None:
 def set_memory_reuse(enabled: bool = True) -> None:
     """Whether models keep freed memory for their next forward (the default); see this module's docstring.
 
-    Turning it off after a model's first call sets glibc's starting thresholds (128 KiB) back; glibc's
-    raising of its mmap threshold as blocks are freed stays off, as after any ``mallopt`` call.
+    Turning it off after a model's first call sets glibc's starting thresholds (128 KiB) back and
+    gives the heap's free memory back to the kernel; glibc's raising of its mmap threshold as
+    blocks are freed stays off, as after any ``mallopt`` call.
     """
     global wanted, applied
     if not isinstance(enabled, bool):
-        raise TypeError(f"set_memory_reuse takes True or False, got {enabled!r}")
+        raise ValueError(f"set_memory_reuse takes True or False, got {enabled!r}")
     wanted = enabled
     if enabled:
         reuse_freed_memory()
     elif applied:
         set_thresholds(GLIBC_START_BYTES)
+        glibc().malloc_trim(0)
         applied = False

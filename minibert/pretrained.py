@@ -125,10 +125,11 @@ class PreTrainedModel(nn.Module):
         refused = sorted(REFUSED_INPUTS.keys() & kwargs.keys())
         if refused:
             raise ValueError(f"{refused[0]} is not supported: {REFUSED_INPUTS[refused[0]]}")
-        if not torch.compiler.is_compiling():  # once per process: each forward reuses the memory the last one freed
-            reuse_freed_memory()
+        compiling = torch.compiler.is_compiling()
+        if not compiling:  # once per process: each forward reuses the memory the one before freed
+            reuse_freed_memory(self)
         # Compiled graphs run padded (minibert.bert.unpadded_layout): nothing to ask while tracing.
-        reads_padding = not torch.compiler.is_compiling() and self.reads_padding(named_inputs(type(self), args, kwargs))
+        reads_padding = not compiling and self.reads_padding(named_inputs(type(self), args, kwargs))
         with self.padded(reads_padding):
             outputs = super().__call__(*args, **kwargs)
         return_dict = self.config.return_dict if return_dict is None else return_dict

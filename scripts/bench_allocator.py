@@ -1,11 +1,11 @@
 """What keeping freed memory (minibert.allocator) buys: forwards with and without it, each in processes of its own.
 
-The setting is the whole process's and glibc cannot take it back, so each measurement runs in a
-fresh Python process: with minibert's default, or with ``minibert.set_memory_reuse(False)`` before
-the first call. The two alternate round by round. Each process times a workload's calls after two
-warm-up calls and reports the median, the minor page faults per call (fresh pages the kernel had
-to zero) and the process's resident memory at the end
-(each figure: kept / given back).
+The setting is the whole process's, and glibc's own raising of its mmap threshold cannot be turned
+back on once set, so each measurement runs in a fresh Python process: with minibert's default (the
+model's first call sets it), or with ``minibert.set_memory_reuse(False)`` before that call. The two
+alternate round by round. Each process times a workload's calls after two warm-up calls and reports
+the median, the minor page faults per call (fresh pages the kernel had to zero) and the process's
+resident memory at the end (each figure: kept / given back).
 
 Workloads: bert-base (``BertConfig()``, random weights) on 8 x 128 tokens, on 32 texts of 16-128
 tokens padded to the longest, and on 1 x 16; all-MiniLM-L6-v2 ``SentenceEncoder.encode`` of 1,000
@@ -67,10 +67,13 @@ def workload(name: str) -> Callable[[], object]:
 def child(name: str, reuse: bool, threads: int) -> None:
     """Time ``name`` in this process and print its figures as JSON."""
     torch.set_num_threads(threads)
-    minibert.set_memory_reuse(reuse)
+    if not reuse:
+        minibert.set_memory_reuse(False)
     run = workload(name)
-    run(), run()
-    seconds, faults = [], []
+    run()
+    run()
+    seconds: list[float] = []
+    faults: list[int] = []
     for _ in range(CALLS[name]):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
