@@ -1,6 +1,7 @@
 """minibert: the BERT family in pure PyTorch, loading Hugging Face checkpoints with proven parity."""
 
 from minibert.albert import (
+    AlbertConfig,
     AlbertForMaskedLM,
     AlbertForMultipleChoice,
     AlbertForPreTraining,
@@ -37,21 +38,9 @@ from minibert.bert import (
     RobertaForTokenClassification,
     RobertaModel,
 )
-from minibert.config import (
-    AlbertConfig,
-    BertConfig,
-    CamembertConfig,
-    DebertaV2Config,
-    DistilBertConfig,
-    ElectraConfig,
-    GteConfig,
-    ModernBertConfig,
-    MPNetConfig,
-    NomicBertConfig,
-    RobertaConfig,
-    XLMRobertaConfig,
-)
+from minibert.config import BertConfig, RobertaConfig
 from minibert.deberta_v2 import (
+    DebertaV2Config,
     DebertaV2ForMaskedLM,
     DebertaV2ForMultipleChoice,
     DebertaV2ForQuestionAnswering,
@@ -60,6 +49,7 @@ from minibert.deberta_v2 import (
     DebertaV2Model,
 )
 from minibert.distilbert import (
+    DistilBertConfig,
     DistilBertForMaskedLM,
     DistilBertForMultipleChoice,
     DistilBertForQuestionAnswering,
@@ -68,6 +58,7 @@ from minibert.distilbert import (
     DistilBertModel,
 )
 from minibert.electra import (
+    ElectraConfig,
     ElectraForMaskedLM,
     ElectraForMultipleChoice,
     ElectraForPreTraining,
@@ -90,6 +81,7 @@ from minibert.errors import (
     TokenizerError,
 )
 from minibert.gte import (
+    GteConfig,
     GteForMaskedLM,
     GteForSequenceClassification,
     GteForTokenClassification,
@@ -101,6 +93,7 @@ from minibert.gte import (
 )
 from minibert.loading import LoadReport
 from minibert.modernbert import (
+    ModernBertConfig,
     ModernBertForMaskedLM,
     ModernBertForMultipleChoice,
     ModernBertForQuestionAnswering,
@@ -109,6 +102,7 @@ from minibert.modernbert import (
     ModernBertModel,
 )
 from minibert.mpnet import (
+    MPNetConfig,
     MPNetForMaskedLM,
     MPNetForMultipleChoice,
     MPNetForQuestionAnswering,
@@ -117,6 +111,7 @@ from minibert.mpnet import (
     MPNetModel,
 )
 from minibert.nomic_bert import (
+    NomicBertConfig,
     NomicBertForMaskedLM,
     NomicBertForSequenceClassification,
     NomicBertForTokenClassification,
@@ -138,12 +133,14 @@ from minibert.tokenization import (
     XLMRobertaTokenizer,
 )
 from minibert.xlm_roberta import (
+    CamembertConfig,
     CamembertForMaskedLM,
     CamembertForMultipleChoice,
     CamembertForQuestionAnswering,
     CamembertForSequenceClassification,
     CamembertForTokenClassification,
     CamembertModel,
+    XLMRobertaConfig,
     XLMRobertaForMaskedLM,
     XLMRobertaForMultipleChoice,
     XLMRobertaForQuestionAnswering,

@@ -17,6 +17,7 @@ BERT come from ``minibert.bert``. Mirrors transformers/models/albert/modeling_al
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Unpack
 
 import torch
@@ -39,9 +40,58 @@ from minibert.bert import (
     masked_lm_loss,
     run_layers,
 )
-from minibert.config import AlbertConfig, EncoderConfig
+from minibert.config import EncoderConfig
+from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, SOPPreTrainingOutput
 from minibert.pretrained import OutputFlags
+
+
+@dataclass(frozen=True)
+class AlbertConfig(EncoderConfig):
+    """Mirrors ``transformers.AlbertConfig`` (albert-xxlarge defaults, as there).
+
+    Embeddings are ``embedding_size`` wide and projected up to ``hidden_size``; the
+    ``num_hidden_layers`` steps of depth run ``num_hidden_groups`` groups of weights, each
+    group a stack of ``inner_group_num`` layers.
+    """
+
+    model_type: ClassVar[str] = "albert"
+
+    vocab_size: int = 30000
+    embedding_size: int = 128
+    hidden_size: int = 4096
+    num_hidden_layers: int = 12
+    num_hidden_groups: int = 1
+    num_attention_heads: int = 64
+    intermediate_size: int = 16384
+    inner_group_num: int = 1
+    hidden_act: str = "gelu_new"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    classifier_dropout_prob: float | None = 0.1
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 2
+    eos_token_id: int | None = 3
+
+    def _validate(self) -> None:
+        super()._validate()
+        for name in ("embedding_size", "num_hidden_groups", "inner_group_num"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.classifier_dropout_prob is not None and not 0 <= self.classifier_dropout_prob <= 1:
+            raise ConfigError(
+                f"classifier_dropout_prob must be a probability in [0, 1], got {self.classifier_dropout_prob!r}"
+            )
+
+    @property
+    def attention_layers(self) -> int:
+        """Distinct layers, numbered group by group: ``group * inner_group_num + inner`` (transformers 4.x)."""
+        return self.num_hidden_groups * self.inner_group_num
+
+    @property
+    def head_dropout(self) -> float:
+        return self.hidden_dropout_prob if self.classifier_dropout_prob is None else self.classifier_dropout_prob
 
 
 class AlbertAttention(SelfAttention):

@@ -64,12 +64,138 @@ from minibert.bert import (
     sequence_classification_loss,
 )
 from minibert.checkpoint import Checkpoint
-from minibert.config import DebertaV2Config, EncoderConfig
+from minibert.config import EncoderConfig
 from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, ModelOutput, QuestionAnsweringModelOutput
 from minibert.pretrained import check_return_dict
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DebertaV2Config(EncoderConfig):
+    """Mirrors ``transformers.DebertaV2Config`` (deberta-v2-xlarge defaults, as there).
+
+    The fields transformers' DeBERTa reads with ``getattr`` are declared here with its defaults
+    (``share_att_key``, ``position_buckets``, ``norm_rel_ebd``, ``embedding_size``, ``conv_*``,
+    ``cls_dropout``), so they are validated and always written. ``pos_att_type`` is read from a list or
+    from the Hub's ``"p2c|c2p"``; ``type_vocab_size`` 0 means no token-type table; ``None`` for
+    ``embedding_size`` or ``pooler_hidden_size`` means the hidden size.
+    """
+
+    model_type: ClassVar[str] = "deberta-v2"
+
+    vocab_size: int = 128100
+    hidden_size: int = 1536
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 24
+    intermediate_size: int = 6144
+    type_vocab_size: int = 0  # 0: no token-type table, and token_type_ids are ignored, as in transformers
+    layer_norm_eps: float = 1e-7
+    relative_attention: bool = False  # add the c2p / p2c terms of relative positions to the scores
+    pos_att_type: list[str] | None = None  # which terms: "c2p" (content to position), "p2c" (position to content)
+    max_relative_positions: int = -1  # the relative distances told apart; < 1: max_position_embeddings
+    position_buckets: int = -1  # > 0: distances are log-bucketed into this many per side
+    share_att_key: bool = False  # positions projected by query_proj / key_proj, not by pos_*_proj of their own
+    norm_rel_ebd: str = "none"  # "layer_norm": the relative-position table goes through encoder.LayerNorm first
+    position_biased_input: bool = True  # absolute position embeddings added to the input
+    embedding_size: int | None = None  # narrower embeddings are projected up (embed_proj)
+    conv_kernel_size: int = 0  # > 0: a convolution over the first layer's input joins its output
+    conv_groups: int = 1
+    conv_act: str = "tanh"
+    pooler_hidden_size: int | None = None  # the sentence heads' ContextPooler
+    pooler_dropout: float = 0.0
+    pooler_hidden_act: str = "gelu"
+    cls_dropout: float | None = None  # before the sentence classifiers; None: hidden_dropout_prob
+    legacy: bool = True  # masked-LM head layout: cls.predictions (legacy) or v3's lm_predictions.lm_head
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pos_att_type, str):  # the Hub's "p2c|c2p", read as transformers reads it
+            object.__setattr__(self, "pos_att_type", [term.strip() for term in self.pos_att_type.lower().split("|")])
+        for name in ("embedding_size", "pooler_hidden_size"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, self.hidden_size)
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        if self.type_vocab_size == 0:  # no token-type table: the other fields are checked on a copy with one
+            self.replace(type_vocab_size=1)
+            return
+        super()._validate()
+        for name in ("relative_attention", "share_att_key", "position_biased_input", "legacy"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("max_relative_positions", "position_buckets", "conv_kernel_size", "embedding_size", "conv_groups"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        for name in ("embedding_size", "conv_groups"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.pos_att_type, list | None) or set(self.pos_att_type or []) - {"c2p", "p2c"}:
+            raise ConfigError(
+                f"pos_att_type must list the terms 'c2p' and/or 'p2c' (or be a string such as 'p2c|c2p'), "
+                f"got {self.pos_att_type!r}"
+            )
+        if not isinstance(self.norm_rel_ebd, str) or self.rel_embedding_norms - {"none", "layer_norm"}:
+            raise ConfigError(f"norm_rel_ebd must be 'none' or 'layer_norm', got {self.norm_rel_ebd!r}")
+        mid = self.position_buckets // 2
+        if self.relative_attention and self.position_buckets > 0 and self.relative_positions - 1 <= mid:
+            raise ConfigError(
+                f"position_buckets {self.position_buckets} needs max_relative_positions - 1 above half of it "
+                f"(got {self.relative_positions}): the log buckets divide by log((max_relative_positions - 1) / {mid})"
+            )
+        if self.conv_kernel_size < 0 or (self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 0):
+            raise ConfigError(
+                f"conv_kernel_size must be 0 (no convolution) or odd, got {self.conv_kernel_size}: "
+                "an even kernel changes the sequence length"
+            )
+        if self.hidden_size % self.conv_groups:
+            raise ConfigError(f"conv_groups ({self.conv_groups}) must divide hidden_size ({self.hidden_size})")
+        for name in ("conv_act", "pooler_hidden_act"):
+            if getattr(self, name) not in ACTIVATIONS:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+        if self.pooler_hidden_size != self.hidden_size:
+            raise ConfigError(
+                f"pooler_hidden_size ({self.pooler_hidden_size}) must equal hidden_size ({self.hidden_size}): "
+                "the ContextPooler reads and writes hidden-size vectors (transformers fails on any other)"
+            )
+        for name in ("pooler_dropout", "cls_dropout"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+        head_size = self.extra.get("attention_head_size", self.hidden_size // self.num_attention_heads)
+        if head_size != self.hidden_size // self.num_attention_heads:
+            raise ConfigError(
+                f"attention_head_size {head_size} is not supported: heads must split hidden_size "
+                f"({self.hidden_size} / {self.num_attention_heads} heads), as the output projection expects"
+            )
+
+    @property
+    def relative_positions(self) -> int:
+        """``max_relative_positions``, or ``max_position_embeddings`` where it is below 1."""
+        return self.max_relative_positions if self.max_relative_positions >= 1 else self.max_position_embeddings
+
+    @property
+    def relative_span(self) -> int:
+        """Rows of the relative-position table on each side of 0 (transformers' ``pos_ebd_size``)."""
+        return self.position_buckets if self.position_buckets > 0 else self.relative_positions
+
+    @property
+    def rel_embedding_norms(self) -> set[str]:
+        """``norm_rel_ebd``'s steps: ``"layer_norm|none"`` -> ``{"layer_norm", "none"}``."""
+        return {step.strip() for step in self.norm_rel_ebd.lower().split("|")}
+
+    @property
+    def head_dropout(self) -> float:
+        """transformers' DeBERTa token classifier uses ``hidden_dropout_prob``; ``classifier_dropout`` is not read."""
+        return self.hidden_dropout_prob
+
+    @property
+    def pooled_head_dropout(self) -> float:
+        """Dropout before the sentence and choice classifiers: ``cls_dropout``, else ``hidden_dropout_prob``."""
+        return self.hidden_dropout_prob if self.cls_dropout is None else self.cls_dropout
+
 
 # -- relative positions -------------------------------------------------------------------
 

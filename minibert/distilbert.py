@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any, ClassVar, Unpack
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -45,10 +46,125 @@ from minibert.bert import (
     masked_lm_loss,
     sequence_classification_loss,
 )
-from minibert.config import DistilBertConfig, EncoderConfig
+from minibert.config import EncoderConfig, derived_field
 from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, QuestionAnsweringModelOutput
 from minibert.pretrained import OutputFlags
+
+
+@dataclass(frozen=True)
+class DistilBertConfig(EncoderConfig):
+    """Mirrors ``transformers.DistilBertConfig`` (distilbert-base-uncased defaults).
+
+    DistilBERT names its fields its own way (``dim``, ``n_layers``, ``activation``, ...): those are the
+    arguments and what config.json holds. EncoderConfig's generic names, which the shared modules
+    read, are computed from them (``GENERIC_NAMES``) or fixed where transformers' DistilBERT hard-codes
+    them (``FIXED``). ``vocab_size``, ``max_position_embeddings``, ``initializer_range``, the token
+    ids and ``tie_word_embeddings`` are EncoderConfig's, with the same defaults.
+    """
+
+    model_type: ClassVar[str] = "distilbert"
+    # EncoderConfig's name -> DistilBERT's.
+    GENERIC_NAMES: ClassVar[dict[str, str]] = {
+        "hidden_size": "dim",
+        "num_hidden_layers": "n_layers",
+        "num_attention_heads": "n_heads",
+        "intermediate_size": "hidden_dim",
+        "hidden_act": "activation",
+        "hidden_dropout_prob": "dropout",
+        "attention_probs_dropout_prob": "attention_dropout",
+    }
+    # LayerNorm eps, no token-type table, absolute positions, an encoder; heads pick their own dropouts.
+    FIXED: ClassVar[dict[str, Any]] = {
+        "layer_norm_eps": 1e-12,
+        "type_vocab_size": 1,
+        "position_embedding_type": "absolute",
+        "classifier_dropout": None,
+        "is_decoder": False,
+        "add_cross_attention": False,
+    }
+    # The generic names transformers' DistilBertConfig also reads as its own (its attribute_map).
+    attribute_map: ClassVar[dict[str, str]] = {
+        "hidden_size": "dim",
+        "num_attention_heads": "n_heads",
+        "num_hidden_layers": "n_layers",
+    }
+
+    sinusoidal_pos_embds: bool = False  # positions start as a fixed sin/cos table (then train like any weight)
+    n_layers: int = 6
+    n_heads: int = 12
+    dim: int = 768  # the hidden size
+    hidden_dim: int = 3072  # width of the feed-forward block
+    dropout: float = 0.1  # embeddings, feed-forward output, token classifier
+    attention_dropout: float = 0.1
+    activation: str = "gelu"  # feed-forward and MLM head: a key of minibert.activations.ACTIVATIONS
+    qa_dropout: float = 0.1  # before the span scores
+    seq_classif_dropout: float = 0.2  # sequence classification and multiple choice heads
+
+    hidden_size: int = derived_field()
+    num_hidden_layers: int = derived_field()
+    num_attention_heads: int = derived_field()
+    intermediate_size: int = derived_field()
+    hidden_act: str = derived_field()
+    hidden_dropout_prob: float = derived_field()
+    attention_probs_dropout_prob: float = derived_field()
+    layer_norm_eps: float = derived_field()
+    type_vocab_size: int = derived_field()
+    position_embedding_type: str = derived_field()
+    classifier_dropout: float | None = derived_field()
+    is_decoder: bool = derived_field()
+    add_cross_attention: bool = derived_field()
+
+    def __post_init__(self) -> None:
+        for generic, own in self.GENERIC_NAMES.items():
+            object.__setattr__(self, generic, getattr(self, own))
+        for generic, value in self.FIXED.items():
+            object.__setattr__(self, generic, value)
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        # DistilBERT's names first, so that an error names the field the user wrote.
+        for name in ("dim", "n_layers", "n_heads", "hidden_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.dim % self.n_heads:
+            raise ConfigError(f"n_heads ({self.n_heads}) must divide dim ({self.dim})")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.activation!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+        for name in ("dropout", "attention_dropout", "qa_dropout", "seq_classif_dropout"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 <= value <= 1):
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if not isinstance(self.sinusoidal_pos_embds, bool):
+            raise ConfigError(f"sinusoidal_pos_embds must be true or false, got {self.sinusoidal_pos_embds!r}")
+        super()._validate()
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
+        """As EncoderConfig's, reading transformers' aliases as DistilBERT's names (``hidden_size`` -> ``dim``).
+
+        Other generic names in a file (``layer_norm_eps``, ...) mean nothing to DistilBERT, in transformers
+        either: they are kept in ``extra``. Given as overrides, they are refused with the field to use.
+        """
+        generic = cls.GENERIC_NAMES.keys() | cls.FIXED.keys()
+        values = {cls.attribute_map.get(k, k): v for k, v in values.items()}
+        overrides = {cls.attribute_map.get(k, k): v for k, v in overrides.items()}
+        refused = sorted(generic & overrides.keys())
+        if refused:
+            name = refused[0]
+            use = f"set {cls.GENERIC_NAMES[name]}" if name in cls.GENERIC_NAMES else f"fixed at {cls.FIXED[name]!r}"
+            raise ConfigError(f"{name} is not a field of {cls.__name__} ({use})")
+        config = super().from_dict({k: v for k, v in values.items() if k not in generic}, **overrides)
+        unused = {k: v for k, v in values.items() if k in generic}
+        return config.replace(extra={**config.extra, **unused}) if unused else config
+
+    def to_dict(self) -> dict[str, Any]:
+        """DistilBERT's names only, as transformers writes them; generic keys a file held come back from ``extra``."""
+        generic = self.GENERIC_NAMES.keys() | self.FIXED.keys()
+        values = {k: v for k, v in super().to_dict().items() if k not in generic}
+        return {**values, **{k: v for k, v in self.extra.items() if k in generic}}
+
 
 # -- embeddings -----------------------------------------------------------------------------
 

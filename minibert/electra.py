@@ -20,6 +20,7 @@ heads come from ``minibert.bert``. Mirrors transformers/models/electra/modeling_
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Unpack
 
 import torch.nn.functional as F
@@ -39,10 +40,42 @@ from minibert.bert import (
     masked_lm_loss,
     sequence_classification_loss,
 )
-from minibert.config import ElectraConfig, EncoderConfig
+from minibert.config import EncoderConfig
 from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput
 from minibert.pretrained import OutputFlags, PreTrainedModel
+
+
+@dataclass(frozen=True)
+class ElectraConfig(EncoderConfig):
+    """Mirrors ``transformers.ElectraConfig`` (electra-small-discriminator defaults, as there).
+
+    Embeddings are ``embedding_size`` wide, projected up to ``hidden_size`` where the two differ.
+    The ``summary_*`` fields shape the multiple-choice head's one vector per sequence.
+    """
+
+    model_type: ClassVar[str] = "electra"
+
+    embedding_size: int = 128
+    hidden_size: int = 256
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    summary_type: str = "first"  # the token read: "first", "last", "mean" (over all positions), "cls_index"
+    summary_use_proj: bool = True  # then a Linear (sequence_summary.summary)
+    summary_activation: str | None = "gelu"  # then this activation; "" or None: none
+    summary_last_dropout: float = 0.1
+
+    def _validate(self) -> None:
+        super()._validate()
+        if not isinstance(self.embedding_size, int) or isinstance(self.embedding_size, bool) or self.embedding_size < 1:
+            raise ConfigError(f"embedding_size must be a positive integer, got {self.embedding_size!r}")
+        if not isinstance(self.summary_use_proj, bool):
+            raise ConfigError(f"summary_use_proj must be true or false, got {self.summary_use_proj!r}")
+        if not (isinstance(self.summary_last_dropout, int | float) and 0 <= self.summary_last_dropout <= 1):
+            raise ConfigError(
+                f"summary_last_dropout must be a probability in [0, 1], got {self.summary_last_dropout!r}"
+            )
+
 
 # -- the base model -------------------------------------------------------------------------
 

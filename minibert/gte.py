@@ -30,7 +30,9 @@ keys, which transformers reads as well. Mirrors transformers/models/gte/modeling
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch.nn.functional as F
@@ -51,11 +53,152 @@ from minibert.bert import (
     masked_lm_loss,
     run_layers,
 )
-from minibert.config import EncoderConfig, GteConfig
+from minibert.config import CONFIG_CLASSES, EncoderConfig
+from minibert.errors import ConfigError
 from minibert.loading import KeyRule
 from minibert.nomic_bert import NomicBertLayer
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput
-from minibert.rotary import RotaryEmbedding
+from minibert.rotary import RotaryConfig, RotaryEmbedding
+
+
+@dataclass(frozen=True)
+class GteConfig(RotaryConfig):
+    """Mirrors ``transformers.GteConfig`` (gte-multilingual-base defaults, as there).
+
+    Positions are rotary and there is no position table: ``rope_parameters`` says how queries and
+    keys turn (``rope_type`` "default", "linear" or "dynamic" NTK, ``rope_theta``, ``factor``; see
+    ``minibert.rotary``). ``type_vocab_size`` 0 means no token-type table (gte-base-en-v1.5). A
+    ``config.json`` of GTE's remote code (model_type "new") reads as this spelling: see
+    ``from_remote_code``; ``renamed_fields`` lists every field it read another way.
+    """
+
+    model_type: ClassVar[str] = "gte"
+    default_theta: ClassVar[float] = 160_000.0  # transformers' GteConfig.default_theta
+
+    vocab_size: int = 250048
+    attention_probs_dropout_prob: float = 0.0
+    max_position_embeddings: int = 8192  # the trained length, which dynamic NTK stretches beyond (no table)
+    type_vocab_size: int = 1  # 0: no token-type table, and token_type_ids are ignored, as in transformers
+    pad_token_id: int | None = 1
+
+    def _validate(self) -> None:
+        if self.type_vocab_size == 0:  # no token-type table: the other fields are checked on a copy with one
+            self.replace(type_vocab_size=1)
+            return
+        super()._validate()
+        head_size = self.hidden_size // self.num_attention_heads
+        if head_size % 2:
+            raise ConfigError(
+                f"rotary attention turns pairs of features: the head size (hidden_size / num_attention_heads "
+                f"= {head_size}) must be even"
+            )
+        if self.rope_parameters["rope_type"] == "ntk":
+            raise ConfigError(
+                "rope_parameters: rope_type 'ntk' is the remote code's fixed NTK scaling, which transformers' GTE "
+                "does not know (it fails with a KeyError); a config.json with model_type 'new' is converted to "
+                "its exact 'linear' equivalent, a 'gte' one must say 'default', 'linear' or 'dynamic'"
+            )
+        self._validate_rope()
+
+    @classmethod
+    def from_other_spelling(cls, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """model_type "new" (GTE's remote code) is converted: ``from_remote_code``."""
+        return from_remote_code(values) if values.get("model_type") == "new" else (values, [])
+
+
+# GTE's remote code (the Hub repository Alibaba-NLP/new-impl, model_type "new"), read, never run:
+# its NewConfig defaults where GteConfig's differ (pad_token_id: transformers 4's PretrainedConfig default).
+REMOTE_CODE_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 30528,
+    "max_position_embeddings": 2048,
+    "pad_token_id": None,
+    "rope_theta": 10000.0,
+}
+# The remote code's own options, and the value each must have for transformers' GTE to compute the same.
+REMOTE_CODE_REQUIRED: dict[str, Any] = {
+    "position_embedding_type": "rope",  # "absolute": a BERT position table, which transformers' GTE has not
+    "layer_norm_type": "layer_norm",  # "rms_norm": RMSNorm in every layer
+    "logn_attention_scale": False,  # True: queries scaled by log(length) / log(max_position_embeddings)
+}
+# Options that change only the remote code's key layout (pack_qkv: handled by the loader), kernels or
+# Auto classes: nothing minibert computes. auto_map is dropped so that a saved copy never points at code
+# that expects the remote layout.
+REMOTE_CODE_DROPPED = ("pack_qkv", "unpad_inputs", "use_memory_efficient_attention", "logn_attention_clip1", "auto_map")
+
+
+def from_remote_code(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A ``config.json`` of GTE's remote code (model_type "new") in transformers' GTE spelling, and each change made.
+
+    Mirrors ``NewConfig`` (configuration.py) and ``NewEmbeddings._init_rope`` and
+    ``NTKScalingRotaryEmbedding`` (modeling.py) of Alibaba-NLP/new-impl. Its ``rope_scaling``
+    ``{"type": "ntk", "factor": f}`` is a *fixed* NTK scaling, the same at every length (its cos/sin
+    cache is built once, for ``max_position_embeddings * f`` positions): theta becomes ``theta * f``
+    and every frequency is then divided by ``f ** (2 / dim)``. That is transformers' "linear" rope
+    type exactly, with ``rope_theta = theta * f`` and ``factor = f ** (2 / dim)``: the same float
+    operations in the same order. E.g. theta 100, f 4, dim 4 -> frequencies [0.5, 0.025].
+    Its mixed NTK (``mixed_b``), other scaling types (which it refuses too), and the options that
+    transformers' GTE lacks are refused.
+    """
+    values = {**REMOTE_CODE_DEFAULTS, **values, "model_type": "gte"}
+    renamed = ["model_type 'new' (GTE's remote code) -> 'gte'"]
+
+    def converted(name: str, before: Any, after: Any) -> None:
+        renamed.append(f"{name} {before!r} -> {after!r}")
+
+    for name, needed in REMOTE_CODE_REQUIRED.items():
+        value = values.pop(name, needed)
+        if value != needed:
+            raise ConfigError(
+                f"model_type 'new' with {name}={value!r} is not supported: transformers' GTE computes "
+                f"{name}={needed!r} only"
+            )
+    for name in REMOTE_CODE_DROPPED:
+        if name in values:
+            converted(name, values.pop(name), "dropped (no effect on what is computed)")
+    theta, scaling = values.pop("rope_theta"), values.pop("rope_scaling", None)
+    if "rope_parameters" in values:  # the remote code reads rope_theta and rope_scaling only
+        converted("rope_parameters", values.pop("rope_parameters"), "dropped (the remote code does not read it)")
+    try:
+        dim = int(values.get("hidden_size", 768) / values.get("num_attention_heads", 12))
+    except (TypeError, ZeroDivisionError) as error:
+        raise ConfigError(f"model_type 'new': cannot compute the head size ({error})") from error
+    if scaling is None:
+        rope = {"rope_type": "default", "rope_theta": theta}
+    elif not isinstance(scaling, dict) or scaling.get("type") != "ntk":
+        raise ConfigError(f"model_type 'new': rope_scaling {scaling!r} is unknown to the remote code (only 'ntk')")
+    elif scaling.get("mixed_b") is not None:
+        raise ConfigError(
+            f"model_type 'new': rope_scaling {scaling!r} (mixed NTK, mixed_b) has no transformers rope type "
+            "and is not supported"
+        )
+    else:
+        factor = scaling.get("factor")
+        if not (isinstance(factor, int | float) and not isinstance(factor, bool) and factor >= 1):
+            raise ConfigError(
+                f"model_type 'new': rope_scaling factor must be a number >= 1, got {factor!r} (below 1 the "
+                "remote code's frequencies depend on the lengths it has seen)"
+            )
+        rope = {"rope_type": "linear", "rope_theta": theta * factor, "factor": factor ** (2 / dim)}
+    how = "" if scaling is None else f" (fixed NTK: theta * factor, frequencies / factor ** (2 / {dim}))"
+    renamed.append(f"rope_theta {theta!r}, rope_scaling {scaling!r} -> rope_parameters {rope!r}{how}")
+    values["rope_parameters"] = rope
+    if values.get("hidden_act", "gelu") != "gelu":
+        warnings.warn(
+            f"model_type 'new' with hidden_act {values['hidden_act']!r}: the remote code's masked-LM head "
+            "applies it, transformers' GTE (and minibert) apply exact GELU there, so masked-LM scores differ; "
+            "the encoder is unaffected",
+            stacklevel=3,
+        )
+    architectures = values.get("architectures")
+    if isinstance(architectures, list):
+        names = [f"Gte{name.removeprefix('New')}" if name.startswith("New") else name for name in architectures]
+        converted("architectures", architectures, names)
+        values["architectures"] = names
+    return values, renamed
+
+
+CONFIG_CLASSES["new"] = GteConfig  # GTE's remote-code spelling: GteConfig.from_dict converts it
+
 
 # -- embeddings ---------------------------------------------------------------------------
 

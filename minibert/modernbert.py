@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar, Unpack
+from typing import Any, ClassVar, Literal, Self, TypeVar, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -47,11 +47,228 @@ from minibert.bert import (
     span_loss,
     unpadded_layout,
 )
-from minibert.config import EncoderConfig, ModernBertConfig
+from minibert.config import EncoderConfig, check_field_types, check_size, derived_field
 from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, QuestionAnsweringModelOutput
 from minibert.pretrained import OutputFlags, PreTrainedModel, labelled_padding
-from minibert.rotary import RotaryEmbedding, apply_rotary
+from minibert.rotary import SCALINGS, RotaryEmbedding, apply_rotary
+
+# ModernBERT's two kinds of attention layer, and the rotary theta each uses unless the config says.
+MODERNBERT_ROPE_THETA = {"full_attention": 160_000.0, "sliding_attention": 10_000.0}
+
+
+@dataclass(frozen=True)
+class ModernBertConfig(EncoderConfig):
+    """Mirrors ``transformers.ModernBertConfig`` (ModernBERT-base defaults).
+
+    ``layer_types`` says, layer by layer, whether it attends globally (``"full_attention"``) or
+    within ``local_attention // 2`` tokens each side (``"sliding_attention"``); without it, every
+    third layer from the first is global. ``rope_parameters`` holds each kind's rotary theta (and
+    scaling). transformers 4.x files spell these ``global_attn_every_n_layers``,
+    ``global_rope_theta`` and ``local_rope_theta`` (and ``rope_scaling``): ``from_dict`` reads them
+    as transformers 5 does (``ModernBertConfig.__post_init__`` and ``convert_rope_params_to_dict``).
+
+    As in DistilBertConfig, ModernBERT names some shared fields its own way (``hidden_activation``,
+    ``norm_eps``, ``attention_dropout``): EncoderConfig's generic names are computed from them
+    (``GENERIC_NAMES``) or fixed (``FIXED``), and never written.
+    """
+
+    model_type: ClassVar[str] = "modernbert"
+    # EncoderConfig's name -> ModernBERT's.
+    GENERIC_NAMES: ClassVar[dict[str, str]] = {
+        "hidden_act": "hidden_activation",
+        "layer_norm_eps": "norm_eps",
+        "attention_probs_dropout_prob": "attention_dropout",
+    }
+    # No single hidden dropout (embedding_dropout, mlp_dropout), no token types, an encoder; positions
+    # are rotary, not a table, but "absolute" is what EncoderConfig's check (and ModernBERT's 4.x files) say.
+    FIXED: ClassVar[dict[str, Any]] = {
+        "hidden_dropout_prob": 0.0,
+        "type_vocab_size": 1,
+        "position_embedding_type": "absolute",
+        "is_decoder": False,
+        "add_cross_attention": False,
+    }
+    # The 4.x spelling of rope_parameters: read by from_dict, never written.
+    ROPE_KEYS: ClassVar[dict[str, str]] = {
+        "global_rope_theta": "full_attention",
+        "local_rope_theta": "sliding_attention",
+    }
+
+    vocab_size: int = 50368
+    intermediate_size: int = 1152  # width of each half of the GLU's input projection
+    num_hidden_layers: int = 22
+    hidden_activation: str = "gelu"  # the GLU's activation: a key of minibert.activations.ACTIVATIONS
+    max_position_embeddings: int = 8192
+    initializer_cutoff_factor: float | None = 2.0  # weights start truncated at this many stds (None: 3)
+    norm_eps: float = 1e-5
+    norm_bias: bool = False  # LayerNorms with a bias
+    pad_token_id: int | None = 50283
+    bos_token_id: int | None = 50281
+    eos_token_id: int | None = 50282
+    attention_bias: bool = False  # Wqkv and Wo with biases
+    attention_dropout: float = 0.0
+    layer_types: list[str] | None = None  # None: every third layer global, from the first
+    rope_parameters: dict[str, dict[str, Any]] | None = None  # layer type -> rope_type, rope_theta (, factor)
+    local_attention: int = 128  # sliding-window width: local_attention // 2 tokens each side
+    embedding_dropout: float = 0.0
+    mlp_bias: bool = False  # Wi and Wo with biases
+    mlp_dropout: float = 0.0
+    decoder_bias: bool = True
+    classifier_pooling: str = "cls"  # the sentence vector: the first token ("cls") or the tokens' mean ("mean")
+    classifier_dropout: float = 0.0
+    classifier_bias: bool = False  # the heads' dense layer with a bias (their classifier always has one)
+    classifier_activation: str = "gelu"
+    sparse_prediction: bool = False  # MLM with labels: scores for the labelled tokens only, (M, V)
+    sparse_pred_ignore_index: int = -100  # the label of the tokens sparse prediction leaves out
+
+    hidden_act: str = derived_field()
+    layer_norm_eps: float = derived_field()
+    attention_probs_dropout_prob: float = derived_field()
+    hidden_dropout_prob: float = derived_field()
+    type_vocab_size: int = derived_field()
+    position_embedding_type: str = derived_field()
+    is_decoder: bool = derived_field()
+    add_cross_attention: bool = derived_field()
+
+    def __post_init__(self) -> None:
+        for generic, own in self.GENERIC_NAMES.items():
+            object.__setattr__(self, generic, getattr(self, own))
+        for generic, value in self.FIXED.items():
+            object.__setattr__(self, generic, value)
+        check_field_types(self)  # before a list of num_hidden_layers entries is built from the count
+        check_size(self)
+        if self.layer_types is None and isinstance(self.num_hidden_layers, int):
+            object.__setattr__(self, "layer_types", every_nth_layer_global(self.num_hidden_layers, 3))
+        object.__setattr__(self, "rope_parameters", modernbert_rope_parameters(self.rope_parameters))
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        # ModernBERT's names first, so that an error names the field the user wrote.
+        for name in ("hidden_activation", "classifier_activation"):
+            if getattr(self, name) not in ACTIVATIONS:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+        for name in ("attention_dropout", "embedding_dropout", "mlp_dropout", "classifier_dropout"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 <= value <= 1):
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if not (isinstance(self.norm_eps, int | float) and self.norm_eps > 0):
+            raise ConfigError(f"norm_eps must be positive, got {self.norm_eps!r}")
+        for name in ("norm_bias", "attention_bias", "mlp_bias", "decoder_bias", "classifier_bias", "sparse_prediction"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        window = self.local_attention
+        if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            raise ConfigError(f"local_attention must be a positive integer, got {window!r}")
+        if self.classifier_pooling not in ("cls", "mean"):
+            raise ConfigError(f"classifier_pooling must be 'cls' or 'mean', got {self.classifier_pooling!r}")
+        cutoff = self.initializer_cutoff_factor
+        if cutoff is not None and not (isinstance(cutoff, int | float) and cutoff > 0):
+            raise ConfigError(f"initializer_cutoff_factor must be positive (or null: 3), got {cutoff!r}")
+        super()._validate()
+        if (self.hidden_size // self.num_attention_heads) % 2:
+            raise ConfigError(
+                f"hidden_size / num_attention_heads ({self.hidden_size} / {self.num_attention_heads}) must be even: "
+                "rotary positions turn the features of each head in pairs"
+            )
+        kinds = MODERNBERT_ROPE_THETA.keys()
+        if not isinstance(self.layer_types, list) or any(kind not in kinds for kind in self.layer_types):
+            raise ConfigError(
+                f"layer_types must list 'full_attention' or 'sliding_attention' per layer, got {self.layer_types!r}"
+            )
+        if len(self.layer_types) != self.num_hidden_layers:
+            raise ConfigError(
+                f"layer_types has {len(self.layer_types)} entries, but num_hidden_layers is {self.num_hidden_layers}"
+            )
+        for kind, rope in self.rope_parameters.items():
+            if rope["rope_type"] not in SCALINGS:
+                raise ConfigError(
+                    f"rope_parameters[{kind!r}]: rope_type {rope['rope_type']!r} is not supported; "
+                    "minibert supports default, linear, dynamic"
+                )
+            theta, factor = rope["rope_theta"], rope.get("factor")
+            if not (isinstance(theta, int | float) and not isinstance(theta, bool) and theta > 0):
+                raise ConfigError(f"rope_parameters[{kind!r}]: rope_theta must be a positive number, got {theta!r}")
+            if rope["rope_type"] != "default" and not (isinstance(factor, int | float) and factor > 0):
+                raise ConfigError(f"rope_parameters[{kind!r}]: rope_type {rope['rope_type']!r} needs a positive factor")
+            if rope.get("partial_rotary_factor", 1.0) != 1.0:
+                raise ConfigError(
+                    f"rope_parameters[{kind!r}]: partial_rotary_factor is not supported: minibert turns every feature"
+                )
+        if self.pruned_heads:
+            raise ConfigError("pruned_heads: ModernBERT's heads cannot be pruned (nor in transformers): Wqkv is fused")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
+        """As EncoderConfig's, reading transformers 4.x's spelling too (4.x keys may also come as overrides).
+
+        ``global_attn_every_n_layers`` gives ``layer_types`` where a file has none (and is kept, as
+        transformers keeps it); ``global_rope_theta``, ``local_rope_theta`` and ``rope_scaling`` go
+        into ``rope_parameters``, where a theta given there wins. Generic names in a file
+        (``position_embedding_type``, ...) mean nothing to ModernBERT: they are kept in ``extra``;
+        given as overrides, they are refused with the field to use.
+        """
+        generic = cls.GENERIC_NAMES.keys() | cls.FIXED.keys()
+        refused = sorted(generic & overrides.keys())
+        if refused:
+            name = refused[0]
+            use = f"set {cls.GENERIC_NAMES[name]}" if name in cls.GENERIC_NAMES else f"fixed at {cls.FIXED[name]!r}"
+            raise ConfigError(f"{name} is not a field of {cls.__name__} ({use})")
+        # 4.x keys are not fields: given as overrides, they are read as the file's.
+        old = ("global_attn_every_n_layers", *cls.ROPE_KEYS, "rope_scaling")
+        values = {**values, **{k: overrides.pop(k) for k in old if k in overrides}}
+        merged = {**values, **overrides}
+        every = values.get("global_attn_every_n_layers")
+        if every is not None and merged.get("layer_types") is None:
+            if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+                raise ConfigError(f"global_attn_every_n_layers must be a positive integer, got {every!r}")
+            layers = merged.get("num_hidden_layers", cls.num_hidden_layers)
+            values["layer_types"] = every_nth_layer_global(layers, every) if isinstance(layers, int) else None
+        thetas = {kind: values.pop(key) for key, kind in cls.ROPE_KEYS.items() if key in values}
+        scaling = values.pop("rope_scaling", None)
+        if thetas or scaling is not None:
+            values["rope_parameters"] = modernbert_rope_parameters(merged.get("rope_parameters"), thetas, scaling)
+            overrides.pop("rope_parameters", None)
+        unused = {k: values.pop(k) for k in generic & values.keys()}
+        config = super().from_dict(values, **overrides)
+        return config.replace(extra={**config.extra, **unused}) if unused else config
+
+    def to_dict(self) -> dict[str, Any]:
+        """ModernBERT's names only, as transformers writes them; generic keys a file held come back from ``extra``."""
+        generic = self.GENERIC_NAMES.keys() | self.FIXED.keys()
+        values = {k: v for k, v in super().to_dict().items() if k not in generic}
+        return {**values, **{k: v for k, v in self.extra.items() if k in generic}}
+
+    @property
+    def sliding_window(self) -> int:
+        """How far a sliding-window layer sees on each side of a token: ``local_attention // 2``."""
+        return self.local_attention // 2
+
+
+def every_nth_layer_global(layers: int, every: int) -> list[str]:
+    """``layer_types`` from 4.x's ``global_attn_every_n_layers``: layers 0, n, 2n, ... global, e.g. (5, 2) ->
+    full, sliding, full, sliding, full."""
+    return ["sliding_attention" if i % every else "full_attention" for i in range(layers)]
+
+
+def modernbert_rope_parameters(
+    rope_parameters: dict[str, Any] | None, thetas: dict[str, float] | None = None, scaling: dict | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each layer type's rotary parameters, completed as ``ModernBertConfig.convert_rope_params_to_dict`` does.
+
+    ``scaling`` (4.x's ``rope_scaling``) updates both kinds; a theta missing from a kind comes
+    from ``thetas`` (4.x's ``global_rope_theta`` / ``local_rope_theta``), else from ModernBERT's default.
+    """
+    if rope_parameters is not None and not isinstance(rope_parameters, dict):
+        raise ConfigError(f"rope_parameters must map layer types to dicts, got {rope_parameters!r}")
+    rope = {}
+    for kind, theta in MODERNBERT_ROPE_THETA.items():
+        params = dict((rope_parameters or {}).get(kind) or {}, **(scaling or {}))
+        params.setdefault("rope_type", params.get("type", "default"))
+        params.setdefault("rope_theta", (thetas or {}).get(kind, theta))
+        rope[kind] = params
+    return rope
+
 
 M = TypeVar("M", bound=nn.Module)
 

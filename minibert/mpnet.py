@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict, Unpack
 
 import torch
@@ -46,9 +47,52 @@ from minibert.bert import (
     embedding,
     keep_features,
 )
-from minibert.config import EncoderConfig, MPNetConfig
+from minibert.config import EncoderConfig
+from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, ModelOutput, QuestionAnsweringModelOutput
 from minibert.pretrained import check_return_dict
+
+
+@dataclass(frozen=True)
+class MPNetConfig(EncoderConfig):
+    """Mirrors ``transformers.MPNetConfig`` (mpnet-base defaults).
+
+    Attention scores get a learned bias per head and relative-position bucket, from a table of
+    ``relative_attention_num_buckets`` rows. There are no token types, and the embeddings pad
+    with id 1 whatever ``pad_token_id`` says, as in transformers.
+    """
+
+    model_type: ClassVar[str] = "mpnet"
+    # transformers' MPNetEncoder.compute_position_bias always computes this many buckets (its
+    # default argument), whatever relative_attention_num_buckets says: the table needs as many rows.
+    position_buckets: ClassVar[int] = 32
+
+    vocab_size: int = 30527
+    relative_attention_num_buckets: int = 32
+    type_vocab_size: int = 1  # not a field of transformers' MPNetConfig: MPNet reads no token types
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 0
+    eos_token_id: int | None = 2
+
+    def _validate(self) -> None:
+        super()._validate()
+        buckets = self.relative_attention_num_buckets
+        if not isinstance(buckets, int) or isinstance(buckets, bool) or buckets < self.position_buckets:
+            raise ConfigError(
+                f"relative_attention_num_buckets must be an integer >= {self.position_buckets}, got {buckets!r}: "
+                f"transformers' MPNet looks up {self.position_buckets} buckets whatever this says"
+            )
+        if self.max_position_embeddings <= 2:
+            raise ConfigError(
+                f"max_position_embeddings ({self.max_position_embeddings}) leaves no positions: "
+                "MPNet's positions count from 2 (after its padding id, 1)"
+            )
+
+    @property
+    def head_dropout(self) -> float:
+        """transformers' MPNet heads use ``hidden_dropout_prob``; ``classifier_dropout`` is not read."""
+        return self.hidden_dropout_prob
+
 
 # -- relative positions -------------------------------------------------------------------
 

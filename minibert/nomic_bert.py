@@ -28,6 +28,7 @@ Mirrors transformers/models/nomic_bert/modeling_nomic_bert.py.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -47,10 +48,226 @@ from minibert.bert import (
     masked_lm_loss,
     run_layers,
 )
-from minibert.config import EncoderConfig, NomicBertConfig
+from minibert.config import EncoderConfig
+from minibert.errors import ConfigError
 from minibert.loading import KeyRule
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput
-from minibert.rotary import RotaryEmbedding
+from minibert.rotary import RotaryConfig, RotaryEmbedding
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@dataclass(frozen=True)
+class NomicBertConfig(RotaryConfig):
+    """Mirrors ``transformers.NomicBertConfig`` (nomic-embed-text-v1.5 defaults, as there).
+
+    Positions are rotary, with no position table: ``rope_parameters`` as in ``GteConfig``
+    (``rope_type`` "default", "linear" or "dynamic", which stretches inputs longer than
+    ``max_position_embeddings``; inputs of any length are taken, as in transformers).
+    ``head_dim`` may differ from ``hidden_size / num_attention_heads``. The feed-forward block is
+    gated: ``hidden_act(gate_proj(x)) * up_proj(x)``. A ``config.json`` of the original remote code
+    (GPT-2's spelling: ``n_embd``, ``n_head``, ``rotary_emb_base``, ...) is read as this spelling:
+    see ``from_nomic_remote_code``; ``renamed_fields`` lists every field it read another way.
+    """
+
+    model_type: ClassVar[str] = "nomic_bert"
+    default_theta: ClassVar[float] = 1000.0  # transformers' NomicBertConfig.default_theta
+
+    vocab_size: int = 30528
+    hidden_act: str = "silu"  # the gate's activation
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    max_position_embeddings: int = 2048  # no table: the trained length, which dynamic NTK stretches beyond
+    head_dim: int | None = None  # None: hidden_size // num_attention_heads
+
+    def __post_init__(self) -> None:
+        if self.head_dim is None and _is_count(self.hidden_size) and _is_count(self.num_attention_heads):
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
+        super().__post_init__()
+
+    def _validate(self) -> None:
+        for name in ("hidden_size", "num_attention_heads", "head_dim"):
+            if not _is_count(getattr(self, name)):
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.hidden_size % self.num_attention_heads:
+            # EncoderConfig asks the heads to divide hidden_size, BERT's head size; here head_dim is the
+            # head size, whatever hidden_size is: the other fields are checked on a copy where they divide it.
+            self.replace(hidden_size=self.num_attention_heads * self.head_dim)
+            return
+        super()._validate()
+        if self.head_dim % 2:
+            raise ConfigError(f"head_dim must be even, got {self.head_dim}: rotary attention turns pairs of features")
+        if not isinstance(self.pad_token_id, int):
+            raise ConfigError(
+                f"pad_token_id must be an integer, as in transformers' NomicBertConfig; got {self.pad_token_id!r}"
+            )
+        if self.pruned_heads:
+            raise ConfigError("pruned_heads: NomicBERT's heads cannot be pruned (nor can transformers')")
+        self._validate_rope()
+
+    @classmethod
+    def from_other_spelling(cls, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The original remote code's config (``n_embd`` and no ``hidden_size``): ``from_nomic_remote_code``."""
+        return from_nomic_remote_code(values) if "n_embd" in values and "hidden_size" not in values else (values, [])
+
+
+# NomicBERT's original remote code (nomic-ai/contrastors, configuration_hf_nomic_bert.py: a GPT2Config,
+# and modeling_hf_nomic_bert.py), read, never run. Its defaults, where a config.json leaves a field out:
+NOMIC_REMOTE_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 50257,
+    "n_embd": 768,
+    "n_layer": 12,
+    "n_head": 12,
+    "n_inner": None,  # the gated MLP's width: int(8 * n_embd / 3), rounded up to a multiple of 256
+    "n_positions": 1024,
+    "activation_function": "gelu_new",
+    "resid_pdrop": 0.1,
+    "embd_pdrop": 0.1,
+    "attn_pdrop": 0.1,
+    "layer_norm_epsilon": 1e-5,
+    "rotary_emb_base": 10_000,
+    "pad_vocab_size_multiple": 1,
+}
+# GPT-2's names that mean what transformers' names mean.
+NOMIC_REMOTE_NAMES = {
+    "n_embd": "hidden_size",
+    "n_layer": "num_hidden_layers",
+    "n_head": "num_attention_heads",
+    "layer_norm_epsilon": "layer_norm_eps",
+    "resid_pdrop": "hidden_dropout_prob",  # every dropout of the blocks and embeddings
+    "attn_pdrop": "attention_probs_dropout_prob",
+}
+# The remote code's options, with their defaults, and the value each must have for transformers' NomicBERT
+# to compute the same: the remote code's default is often another model (learned positions, biases).
+NOMIC_REMOTE_REQUIRED: dict[str, tuple[Any, Any, str]] = {
+    "rotary_emb_fraction": (0.0, 1.0, "rotary positions on every feature of a head (0: a learned position table)"),
+    "rotary_emb_interleaved": (False, False, "rotation of (first half, second half) pairs, not interleaved ones"),
+    "rotary_emb_scale_base": (None, None, "plain rotary positions, without xPos scaling"),
+    "rotary_scaling_factor": (None, None, "no NTK scaling above max_trained_positions, a threshold it has not"),
+    "rotary_head_dim": (False, False, "rotation along the sequence, not along the heads"),
+    "qkv_proj_bias": (True, False, "no bias in Wqkv and out_proj"),
+    "mlp_fc1_bias": (True, False, "no bias in fc11 and fc12"),
+    "mlp_fc2_bias": (True, False, "no bias in fc2"),
+    "prenorm": (False, False, "LayerNorm after each residual sum (post-norm)"),
+    "parallel_block": (False, False, "attention, then the MLP"),
+    "use_rms_norm": (False, False, "LayerNorm, not RMSNorm"),
+    "norm_mlp": (False, False, "no LayerNorm inside the MLP"),
+    "causal": (False, False, "an encoder: every token sees every token"),
+    "last_layer_subset": (False, False, "a fused Wqkv in every layer"),
+}
+# Options of the remote code's kernels, and GPT-2 fields its NomicBERT never reads: no effect, kept in extra.
+NOMIC_REMOTE_UNUSED = (
+    "fused_bias_fc",
+    "fused_dropout_add_ln",
+    "use_flash_attn",
+    "use_xentropy",
+    "dense_seq_output",
+    "max_trained_positions",
+    "parallel_block_tied_norm",
+    "scale_attn_weights",
+    "scale_attn_by_inverse_layer_idx",
+    "reorder_and_upcast_attn",
+    "use_cache",
+    "summary_type",
+    "summary_use_proj",
+    "summary_activation",
+    "summary_proj_to_labels",
+    "summary_first_dropout",
+)
+# activation_function -> hidden_act for the remote code's gated MLP: fc2(fc11(x) * act(fc12(x))).
+NOMIC_REMOTE_GATES = {"swiglu": "silu", "geglu": "gelu"}
+
+
+def from_nomic_remote_code(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A ``config.json`` of NomicBERT's remote code in transformers' spelling, and a line for each field read.
+
+    Mirrors ``NomicBertConfig`` (a ``GPT2Config``) and ``NomicBertModel``, ``NomicBertBlock``,
+    ``NomciBertGatedMLP``, ``NomicBertAttention`` of nomic-ai/contrastors'
+    src/contrastors/models/huggingface/: what that code computes with these values is what
+    transformers' NomicBERT computes with the values returned (or a ConfigError says why it cannot).
+    E.g. ``{"n_embd": 768, "n_inner": 3000, "activation_function": "swiglu", ...}`` ->
+    ``{"hidden_size": 768, "intermediate_size": 3072, "hidden_act": "silu", ...}``.
+    """
+    values = {**NOMIC_REMOTE_DEFAULTS, **values}
+    renamed = []
+    for old, new in NOMIC_REMOTE_NAMES.items():
+        value = values.pop(old)
+        if new in values and values[new] != value:
+            raise ConfigError(f"NomicBERT remote-code config: {old} {value!r} and {new} {values[new]!r} disagree")
+        values[new] = value
+        renamed.append(f"{old} {value!r} -> {new}")
+    checked = []
+    for name, (default, needed, meaning) in NOMIC_REMOTE_REQUIRED.items():
+        value = values.pop(name, default)
+        if value != needed and (needed or value):  # None and False both mean "off"
+            raise ConfigError(
+                f"NomicBERT remote-code config: {name}={value!r} is not supported: transformers' NomicBERT "
+                f"computes {meaning} only ({name}={needed!r})"
+            )
+        checked.append(f"{name}={value!r}")
+    renamed.append(f"{', '.join(checked)}: what transformers' NomicBERT computes (checked)")
+    kv_heads = values.pop("num_heads_kv", None)
+    if kv_heads is not None and kv_heads != values["num_attention_heads"]:
+        raise ConfigError(f"NomicBERT remote-code config: num_heads_kv={kv_heads!r} (grouped queries) is not supported")
+    activation = values.pop("activation_function")
+    if activation not in NOMIC_REMOTE_GATES:
+        raise ConfigError(
+            f"NomicBERT remote-code config: activation_function {activation!r} is not supported: transformers' "
+            f"NomicBERT has the gated MLP only, {' or '.join(map(repr, NOMIC_REMOTE_GATES))} ('glu' gates with "
+            "a sigmoid but its masked-LM head uses GELU)"
+        )
+    values["hidden_act"] = NOMIC_REMOTE_GATES[activation]
+    renamed.append(
+        f"activation_function {activation!r} -> hidden_act {values['hidden_act']!r}: "
+        "fc11 is up_proj, fc12 the gated gate_proj"
+    )
+    inner, width = values.pop("n_inner"), values["hidden_size"]
+    try:
+        hidden_features = int(8 * width / 3) if inner is None else inner
+        values["intermediate_size"] = (hidden_features + 255) // 256 * 256
+    except TypeError as error:
+        raise ConfigError(f"NomicBERT remote-code config: n_inner {inner!r} with n_embd {width!r}: {error}") from error
+    renamed.append(
+        f"n_inner {inner!r} -> intermediate_size {values['intermediate_size']} (the remote code's gated MLP rounds "
+        "its width up to a multiple of 256)"
+    )
+    positions = values.pop("n_positions")
+    values["max_position_embeddings"] = 2048 if isinstance(positions, int) and positions <= 0 else positions
+    renamed.append(f"n_positions {positions!r} -> max_position_embeddings {values['max_position_embeddings']!r}")
+    multiple, vocab = values.pop("pad_vocab_size_multiple"), values["vocab_size"]
+    if _is_count(multiple) and _is_count(vocab) and vocab % multiple:
+        values["vocab_size"] = vocab + multiple - vocab % multiple
+    renamed.append(f"vocab_size {vocab!r} -> {values['vocab_size']!r} (pad_vocab_size_multiple {multiple!r})")
+    theta = values.pop("rotary_emb_base")
+    values["rope_parameters"] = {"rope_type": "default", "rope_theta": theta}
+    renamed.append(f"rotary_emb_base {theta!r} -> rope_parameters {values['rope_parameters']!r}")
+    dropout = values.pop("embd_pdrop")
+    if "classifier_dropout" not in values:  # the remote classifier: getattr(config, "classifier_dropout", embd_pdrop)
+        values["classifier_dropout"] = dropout
+        renamed.append(f"embd_pdrop {dropout!r} -> classifier_dropout")
+    if values.get("pad_token_id") is None:
+        values["pad_token_id"] = 0
+        renamed.append(
+            "pad_token_id None (the remote code's embeddings have no padding row) -> 0, as transformers' "
+            "NomicBertConfig needs one: only row 0's gradient differs (zero) in training"
+        )
+    if values.get("type_vocab_size") == 0:
+        raise ConfigError("NomicBERT remote-code config: type_vocab_size 0 (no token types) is not supported")
+    architectures = values.get("architectures")
+    if isinstance(architectures, list) and "NomicBertForPreTraining" in architectures:
+        values["architectures"] = [
+            "NomicBertForMaskedLM" if a == "NomicBertForPreTraining" else a for a in architectures
+        ]
+        renamed.append(f"architectures {architectures!r} -> {values['architectures']!r}")
+    if values.pop("auto_map", None) is not None:
+        renamed.append("auto_map dropped: minibert runs no remote code, and saves transformers' key layout")
+    unused = [name for name in NOMIC_REMOTE_UNUSED if name in values]
+    if unused:
+        renamed.append(f"kept in extra, no effect on what is computed: {', '.join(unused)}")
+    return values, renamed
+
 
 # -- one layer ---------------------------------------------------------------------------------
 

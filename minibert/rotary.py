@@ -16,10 +16,102 @@ the ``rotate_half`` / ``apply_rotary_pos_emb`` functions of the models that use 
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
 import torch
 from torch import Tensor, nn
 
-SCALINGS = ("default", "linear", "dynamic")
+from minibert.config import EncoderConfig
+from minibert.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+SCALINGS = ("default", "linear", "dynamic")  # transformers' rope types that minibert computes
+
+
+@dataclass(frozen=True)
+class RotaryConfig(EncoderConfig):
+    """What the rotary encoders' configs share (GTE, NomicBERT): ``rope_parameters`` and other spellings.
+
+    Positions are rotary, with no position table: ``rope_parameters`` says how queries and keys
+    turn (``rope_type`` "default", "linear" or "dynamic" NTK, ``rope_theta``, ``factor``; see
+    below), and inputs of any length are taken, as in transformers. A subclass
+    reads its remote code's spelling of ``config.json`` in ``from_other_spelling``.
+    """
+
+    default_theta: ClassVar[float] = 10000.0
+    rope_types: ClassVar[tuple[str, ...]] = SCALINGS
+
+    rope_parameters: dict[str, Any] | None = None  # None: {"rope_type": "default", "rope_theta": default_theta}
+
+    def __post_init__(self) -> None:
+        if self.rope_parameters is None or isinstance(self.rope_parameters, dict):
+            # transformers' standardize_rope_params: "type" is rope_type's older name; theta has a default.
+            rope = dict(self.rope_parameters or {})
+            rope.setdefault("rope_type", rope.pop("type", "default"))
+            rope.setdefault("rope_theta", self.default_theta)
+            object.__setattr__(self, "rope_parameters", rope)
+        super().__post_init__()
+
+    def _validate_rope(self) -> None:
+        rope = self.rope_parameters
+        if not isinstance(rope, dict):
+            raise ConfigError(f"rope_parameters must be a mapping, got {rope!r}")
+        kind, theta, factor = rope["rope_type"], rope["rope_theta"], rope.get("factor")
+        if kind not in self.rope_types:
+            raise ConfigError(
+                f"rope_parameters: rope_type {kind!r} is not supported; minibert's {type(self).__name__} supports "
+                f"{', '.join(self.rope_types)}"
+            )
+        if not (isinstance(theta, int | float) and not isinstance(theta, bool) and theta > 0):
+            raise ConfigError(f"rope_parameters: rope_theta must be a positive number, got {theta!r}")
+        if kind != "default" and not (isinstance(factor, int | float) and not isinstance(factor, bool) and factor > 0):
+            raise ConfigError(f"rope_parameters: rope_type {kind!r} needs a positive factor, got {factor!r}")
+        if rope.get("partial_rotary_factor", 1.0) != 1.0:
+            raise ConfigError(
+                f"rope_parameters: partial_rotary_factor {rope['partial_rotary_factor']!r} is not supported: "
+                "every feature of a head is turned, as in transformers"
+            )
+
+    @classmethod
+    def from_other_spelling(cls, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """A remote code's ``config.json`` in transformers' spelling, and a line per field read another way."""
+        return values, []
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
+        """As EncoderConfig's, once other spellings are read as transformers reads them.
+
+        * a remote code's config: ``from_other_spelling``;
+        * top-level ``rope_theta`` and ``rope_scaling`` (configs from before ``rope_parameters``)
+          become ``rope_parameters``, as transformers' ``convert_rope_params_to_dict`` reads them;
+        * ``position_embedding_type``, which these models never read (they are rotary whatever the
+          field says), is kept in ``extra`` as it was.
+
+        Each such reading is logged (logging.INFO) and listed in ``renamed_fields``, which the load report prints.
+        """
+        values, renamed = cls.from_other_spelling(dict(values))
+        scaling, theta = values.pop("rope_scaling", None), values.pop("rope_theta", None)
+        if scaling or theta is not None:
+            rope = dict(scaling or values.get("rope_parameters") or {})
+            if theta is not None:
+                rope.setdefault("rope_theta", theta)
+            renamed.append(f"rope_theta {theta!r}, rope_scaling {scaling!r} -> rope_parameters {rope!r}")
+            values["rope_parameters"] = rope
+        for line in renamed:
+            logger.info("%s: %s", cls.__name__, line)
+        kept = {name: values.pop(name) for name in ("position_embedding_type", "renamed_fields") if name in values}
+        config = super().from_dict(values, **overrides)
+        if not (kept or renamed):
+            return config
+        return config.replace(extra={**config.extra, **kept}, renamed_fields=tuple(renamed))
+
+    def to_dict(self) -> dict[str, Any]:
+        """No ``position_embedding_type`` (these models are rotary), unless the file had one."""
+        values = {k: v for k, v in super().to_dict().items() if k != "position_embedding_type"}
+        return {**values, **{k: v for k, v in self.extra.items() if k == "position_embedding_type"}}
 
 
 def rotary_frequencies(

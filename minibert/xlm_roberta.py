@@ -9,6 +9,7 @@ Mirrors transformers/models/xlm_roberta/modeling_xlm_roberta.py and camembert/mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from minibert.bert import (
@@ -21,7 +22,25 @@ from minibert.bert import (
     RobertaModel,
     RobertaPreTrainedModel,
 )
-from minibert.config import CamembertConfig, EncoderConfig, XLMRobertaConfig
+from minibert.config import EncoderConfig, RobertaConfig
+
+
+@dataclass(frozen=True)
+class XLMRobertaConfig(RobertaConfig):
+    """Mirrors ``transformers.XLMRobertaConfig``: RoBERTa's fields and defaults but the vocabulary size."""
+
+    model_type: ClassVar[str] = "xlm-roberta"
+
+    vocab_size: int = 30522  # transformers' default; real checkpoints set theirs (250002 for xlm-roberta-base)
+
+
+@dataclass(frozen=True)
+class CamembertConfig(RobertaConfig):
+    """Mirrors ``transformers.CamembertConfig``: RoBERTa's fields and defaults but the vocabulary size."""
+
+    model_type: ClassVar[str] = "camembert"
+
+    vocab_size: int = 30522  # transformers' default; camembert-base sets 32005
 
 
 class XLMRobertaPreTrainedModel(RobertaPreTrainedModel):

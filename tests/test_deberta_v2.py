@@ -31,7 +31,8 @@ from transformers.models.deberta_v2 import modeling_deberta_v2 as theirs_module
 
 import minibert
 from minibert import deberta_v2
-from minibert.config import DebertaV2Config, config_class_for
+from minibert.config import config_class_for
+from minibert.deberta_v2 import DebertaV2Config
 from minibert.tokenization import AutoTokenizer, DebertaV2Tokenizer, TokenizerError
 
 CASES = [(c, n) for c in CLASSES for n in CONFIGS]

@@ -16,7 +16,8 @@ from transformers.models.distilbert.modeling_distilbert import create_sinusoidal
 
 import minibert
 from minibert import distilbert
-from minibert.config import DistilBertConfig, config_class_for
+from minibert.config import config_class_for
+from minibert.distilbert import DistilBertConfig
 
 # -- no pooler, no token types ---------------------------------------------------------------
 

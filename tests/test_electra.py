@@ -11,7 +11,7 @@ from conftest import ELECTRA_CONFIGS, inputs_for, labels_for, make_inputs
 
 import minibert
 from minibert import electra
-from minibert.config import ElectraConfig
+from minibert.electra import ElectraConfig
 
 # -- the encoder: embeddings projected up, no pooler -----------------------------------------------
 

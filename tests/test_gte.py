@@ -37,7 +37,8 @@ from transformers.models.gte import modeling_gte
 import minibert
 from minibert import gte
 from minibert.checkpoint import save_safetensors
-from minibert.config import GteConfig, config_class_for
+from minibert.config import config_class_for
+from minibert.gte import GteConfig
 from minibert.rotary import RotaryEmbedding, rotary_frequencies
 
 # The remote code's rope_theta and rope_scaling for the configs it can express.
@@ -335,7 +336,7 @@ def test_remote_config_reads_as_transformers_config_and_logs_each_change(checkpo
     folder = checkpoint("GteForSequenceClassification", "gte-a", "safetensors", "new")
     values = json.loads((folder / "config.json").read_text())
     assert values["model_type"] == "new" and values["rope_scaling"] == {"type": "ntk", "factor": 2.0}
-    with caplog.at_level(logging.INFO, logger="minibert.config"):
+    with caplog.at_level(logging.INFO, logger="minibert.rotary"):
         config = config_class_for(values).from_dict(values)
     assert type(config) is GteConfig and config.model_type == "gte"
     native = GteConfig.from_dict(hf_model("GteForSequenceClassification", "gte-a").config.to_dict())

@@ -24,7 +24,8 @@ from transformers.models.modernbert import modeling_modernbert
 
 import minibert
 from minibert import modernbert
-from minibert.config import ModernBertConfig, config_class_for
+from minibert.config import config_class_for
+from minibert.modernbert import ModernBertConfig
 
 CONFIGS = {
     "modernbert-a": dict(  # every bias, tied decoder, cls pooling, a global layer every 2, 4.x spelling

@@ -18,7 +18,8 @@ from transformers.models.mpnet.modeling_mpnet import MPNetEncoder as TheirEncode
 
 import minibert
 from minibert import mpnet
-from minibert.config import MPNetConfig, config_class_for
+from minibert.config import config_class_for
+from minibert.mpnet import MPNetConfig
 
 # -- the relative-position bias -------------------------------------------------------------
 

@@ -35,9 +35,10 @@ from torch import nn
 from minibert import nomic_bert
 from minibert.checkpoint import Checkpoint, save_safetensors
 from minibert.cli import count_equal_to_file
-from minibert.config import NomicBertConfig, config_class_for
+from minibert.config import config_class_for
 from minibert.errors import CheckpointError, ConfigError
 from minibert.loading import KeyRule, plan_load
+from minibert.nomic_bert import NomicBertConfig
 
 HEADS = CLASSES[1:]
 CASES = [(c, n) for c in CLASSES for n in ("nomic-a", "nomic-b")]
@@ -403,7 +404,7 @@ def test_remote_code_folder_gives_the_native_outputs_and_reports_every_mapping(c
     write(state, tmp_path / "remote", theirs.config, layout)
     remote = remote_config(class_name)
     (tmp_path / "remote" / "config.json").write_text(json.dumps(remote))
-    with caplog.at_level(logging.INFO, logger="minibert.config"):
+    with caplog.at_level(logging.INFO, logger="minibert.rotary"):
         model = ours(class_name).from_pretrained(tmp_path / "remote")
     config = model.config
     native = NomicBertConfig.from_dict(theirs.config.to_dict(), architectures=[class_name], classifier_dropout=0.0)
