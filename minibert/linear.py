@@ -13,12 +13,15 @@ bert-base's 72 weights in turn so that each comes from memory as in a forward (G
 - float32, one thread: MKL's, with the weight packed for 1,024 rows, at any number of rows:
   1.4x at 16 rows, 1.25x at 128, 1.05x at 1,024;
 - float32, more threads: oneDNN's on 2-512 rows (1.1-1.3x); MKL's is slower there with threads,
-  and ``F.linear`` is as fast on more rows;
+  and ``F.linear`` is as fast on more rows, except that at two threads MKL's is faster on whole
+  multiples of the 1,024 rows it packs for (full batches such as 8 x 128 or 4 x 256: 1.06-1.12x the
+  products, 0.92-0.95x the forward) and slower between them;
 - bfloat16: oneDNN's at any number of rows, 1.2-1.5x.
 
-The cost is memory: the packed copy is as large as the weight, made on a layer's second packable
+The cost is memory: each packed copy is as large as the weight, made on a layer's second packable
 call (the first runs ``F.linear``: a one-off call does not wait for packing) and remade whenever
-the weight changes or the thread count switches kernels.
+the weight changes. A layer keeps one copy per kernel it has used, so a two-thread process that
+runs both short inputs and full batches holds two.
 ``set_weight_packing(False)`` turns it off. Autograd, tracing and ``torch.compile`` never see it.
 
 ``Float32Linear`` multiplies bf16 or fp16 weights in float32 (``set_float32_matmuls``).
@@ -36,6 +39,7 @@ from torch import Tensor, nn
 
 ONEDNN_FLOAT32_ROWS = range(2, 513)  # rows (tokens) where oneDNN's packed float32 product is the faster
 MKL_PACKED_FOR = 1024  # rows MKL packs a weight for; it multiplies any number of rows with it
+MKL_BLOCKS_THREADS = 2  # the thread count at which MKL's product is measured faster on multiples of MKL_PACKED_FOR
 
 # Which packed products this PyTorch has (x86 builds have both; other builds keep F.linear).
 ONEDNN = (
@@ -53,7 +57,8 @@ Kernel = Literal["mkl", "onednn"]
 class PackedLinear(nn.Linear):
     """An ``nn.Linear`` that, at inference on the CPU, multiplies with a packed copy of its weight."""
 
-    packed: tuple[Kernel, Any, int, int, Tensor] | None = None  # kernel, weight's weakref, data_ptr, version, copy
+    # kernel -> (the weight's weakref, data_ptr and version when packed, the packed copy)
+    packed: dict[Kernel, tuple[Any, int, int, Tensor]] | None = None
     warm = False  # whether this layer had a call the packed product could take
 
     def forward(self, x: Tensor) -> Tensor:
@@ -77,9 +82,12 @@ class PackedLinear(nn.Linear):
             return "onednn" if ONEDNN_BFLOAT16 else None
         if x.dtype != torch.float32:
             return None
-        if MKL and torch.get_num_threads() == 1:
+        threads, rows = torch.get_num_threads(), x.shape[:-1].numel()
+        if MKL and threads == 1:
             return "mkl"
-        return "onednn" if x.shape[:-1].numel() in ONEDNN_FLOAT32_ROWS else None
+        if rows in ONEDNN_FLOAT32_ROWS:
+            return "onednn"
+        return "mkl" if MKL and threads == MKL_BLOCKS_THREADS and rows % MKL_PACKED_FOR == 0 else None
 
     def packed_weight(self, kernel: Kernel) -> Tensor | None:
         """The weight packed for ``kernel``, packed again if it was replaced or changed in place since.
@@ -90,16 +98,17 @@ class PackedLinear(nn.Linear):
         if not self.warm:
             self.warm = True
             return None
-        weight = self.weight
-        if self.packed is not None:
-            packed_for, source, address, version, packed = self.packed
-            if (packed_for, source(), address, version) == (kernel, weight, weight.data_ptr(), version_of(weight)):
-                return packed
+        weight, packs = self.weight, self.packed or {}
+        state = (weight.data_ptr(), version_of(weight))
+        entry = packs.get(kernel)
+        if entry is not None and entry[0]() is weight and entry[1:3] == state:
+            return entry[3]
+        packs = {k: e for k, e in packs.items() if e[0]() is weight and e[1:3] == state}  # drop stale copies
         if kernel == "mkl":
             packed = torch.ops.mkl._mkl_reorder_linear_weight(weight.detach(), MKL_PACKED_FOR)
         else:
             packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
-        self.packed = (kernel, weakref.ref(weight), weight.data_ptr(), version_of(weight), packed)
+        self.packed = {**packs, kernel: (weakref.ref(weight), *state, packed)}
         return packed
 
     def __getstate__(self) -> dict[str, Any]:

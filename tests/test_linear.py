@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import assert_outputs_close, inputs_for, ours_class
 from torch import nn
 
-from minibert.linear import ONEDNN, ONEDNN_BFLOAT16, PackedLinear
+from minibert.linear import MKL, ONEDNN, ONEDNN_BFLOAT16, PackedLinear
 
 pytestmark = pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN packed linear (not x86)")
 
@@ -37,8 +37,8 @@ def packed_layer(in_features: int = 48, out_features: int = 40, dtype: torch.dty
 
 
 @pytest.mark.parametrize("thread_count", [1, 2])
-@pytest.mark.parametrize("rows", [1, 3, 16, 300, 700])
-def test_float32_products_equal_f_linear_and_few_rows_use_the_packed_weight(thread_count, rows, threads):
+@pytest.mark.parametrize("rows", [1, 3, 16, 300, 700, 1024, 1500, 2048])
+def test_float32_products_equal_f_linear_and_take_the_kernel_measured_fastest(thread_count, rows, threads):
     threads(thread_count)
     layer = packed_layer()
     x = torch.randn(rows, 48)
@@ -46,8 +46,31 @@ def test_float32_products_equal_f_linear_and_few_rows_use_the_packed_weight(thre
         first, out = layer(x), layer(x)
     assert torch.equal(first, F.linear(x, layer.weight, layer.bias))  # a layer's first call never packs
     torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
-    kernel = None if layer.packed is None else layer.packed[0]
-    assert kernel == ("mkl" if thread_count == 1 else "onednn" if 2 <= rows <= 512 else None)
+    kernels = set(layer.packed or {})
+    if thread_count == 1:  # MKL's at any number of rows
+        assert kernels == {"mkl"}
+    else:  # oneDNN's on few rows, MKL's on whole multiples of the 1,024 rows it packs for, F.linear between
+        assert kernels == ({"onednn"} if 2 <= rows <= 512 else {"mkl"} if rows % 1024 == 0 and MKL else set())
+
+
+def test_a_layer_keeps_a_packed_copy_per_kernel_so_that_alternating_inputs_never_repack(threads):
+    """At two threads short inputs take oneDNN's product and full batches MKL's: a server sees both."""
+    if not MKL:
+        pytest.skip("this PyTorch build has no MKL packed product")
+    threads(2)
+    layer = packed_layer()
+    short, full = torch.randn(16, 48), torch.randn(8, 128, 48)
+    with torch.no_grad():
+        layer(short), layer(short), layer(full)
+        packs = dict(layer.packed)
+        for x in (short, full, short, full):
+            torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
+    assert set(packs) == {"onednn", "mkl"}
+    assert all(layer.packed[k][3] is packs[k][3] for k in packs)  # the same copies: none was made again
+    with torch.no_grad():
+        layer.weight.mul_(2)
+        torch.testing.assert_close(layer(short), F.linear(short, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
+    assert set(layer.packed) == {"onednn"}  # the copy for MKL was of the old weight: dropped, not kept
 
 
 @pytest.mark.skipif(not ONEDNN_BFLOAT16, reason="oneDNN has no bf16 on this CPU")
@@ -84,6 +107,10 @@ def test_the_packed_copy_follows_every_change_to_the_weight(thread_count, thread
     check()
     layer.weight = nn.Parameter(torch.randn(40, 48))  # a new parameter
     check()
+    kept = layer.weight
+    layer.weight = nn.Parameter(torch.randn(40, 48))  # a new parameter while the old one lives on
+    check()
+    assert kept is not layer.weight
 
 
 def test_training_never_uses_the_packed_copy_and_its_gradients_are_nn_linears():
