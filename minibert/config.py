@@ -245,9 +245,49 @@ class EncoderConfig:
 
 
 def derived_field() -> Any:
-    """An EncoderConfig field that a subclass computes from fields of its own (DistilBERT's ``dim`` for
-    ``hidden_size``, ...): not an argument, never written to config.json."""
+    """An EncoderConfig field that an ``OwnNamesConfig`` computes from fields of its own: not an argument,
+    never written to config.json."""
     return field(init=False, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class OwnNamesConfig(EncoderConfig):
+    """The config of an architecture that names some of EncoderConfig's fields its own way (DistilBERT, ModernBERT).
+
+    Its own names (DistilBERT's ``dim``, ModernBERT's ``norm_eps``, ...) are the arguments and what
+    config.json holds. EncoderConfig's generic names, which the shared modules read, are
+    ``derived_field()``s: copied from the own ones (``GENERIC_NAMES``) or fixed where transformers
+    hard-codes them (``FIXED``), by ``set_generic_fields`` before anything reads them. A generic name
+    in a file means nothing to the architecture (in transformers either): it is kept in ``extra``.
+    Given as an override, it is refused with the field to use.
+    """
+
+    GENERIC_NAMES: ClassVar[dict[str, str]] = {}  # EncoderConfig's name -> the architecture's
+    FIXED: ClassVar[dict[str, Any]] = {}  # EncoderConfig's name -> the value the architecture hard-codes
+
+    def set_generic_fields(self) -> None:
+        for generic, own in self.GENERIC_NAMES.items():
+            object.__setattr__(self, generic, getattr(self, own))
+        for generic, value in self.FIXED.items():
+            object.__setattr__(self, generic, value)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
+        generic = cls.GENERIC_NAMES.keys() | cls.FIXED.keys()
+        refused = sorted(generic & overrides.keys())
+        if refused:
+            name = refused[0]
+            use = f"set {cls.GENERIC_NAMES[name]}" if name in cls.GENERIC_NAMES else f"fixed at {cls.FIXED[name]!r}"
+            raise ConfigError(f"{name} is not a field of {cls.__name__} ({use})")
+        config = super().from_dict({k: v for k, v in values.items() if k not in generic}, **overrides)
+        unused = {k: v for k, v in values.items() if k in generic}
+        return config.replace(extra={**config.extra, **unused}) if unused else config
+
+    def to_dict(self) -> dict[str, Any]:
+        """The architecture's names only, as transformers writes them; generic keys a file held come from ``extra``."""
+        generic = self.GENERIC_NAMES.keys() | self.FIXED.keys()
+        values = {k: v for k, v in super().to_dict().items() if k not in generic}
+        return {**values, **{k: v for k, v in self.extra.items() if k in generic}}
 
 
 @dataclass(frozen=True)

@@ -46,20 +46,18 @@ from minibert.bert import (
     masked_lm_loss,
     sequence_classification_loss,
 )
-from minibert.config import EncoderConfig, derived_field
+from minibert.config import EncoderConfig, OwnNamesConfig, derived_field
 from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, QuestionAnsweringModelOutput
 from minibert.pretrained import OutputFlags
 
 
 @dataclass(frozen=True)
-class DistilBertConfig(EncoderConfig):
+class DistilBertConfig(OwnNamesConfig):
     """Mirrors ``transformers.DistilBertConfig`` (distilbert-base-uncased defaults).
 
-    DistilBERT names its fields its own way (``dim``, ``n_layers``, ``activation``, ...): those are the
-    arguments and what config.json holds. EncoderConfig's generic names, which the shared modules
-    read, are computed from them (``GENERIC_NAMES``) or fixed where transformers' DistilBERT hard-codes
-    them (``FIXED``). ``vocab_size``, ``max_position_embeddings``, ``initializer_range``, the token
+    DistilBERT names its fields its own way (``dim``, ``n_layers``, ``activation``, ...): see
+    ``OwnNamesConfig``. ``vocab_size``, ``max_position_embeddings``, ``initializer_range``, the token
     ids and ``tie_word_embeddings`` are EncoderConfig's, with the same defaults.
     """
 
@@ -116,10 +114,7 @@ class DistilBertConfig(EncoderConfig):
     add_cross_attention: bool = derived_field()
 
     def __post_init__(self) -> None:
-        for generic, own in self.GENERIC_NAMES.items():
-            object.__setattr__(self, generic, getattr(self, own))
-        for generic, value in self.FIXED.items():
-            object.__setattr__(self, generic, value)
+        self.set_generic_fields()
         super().__post_init__()
 
     def _validate(self) -> None:
@@ -142,28 +137,13 @@ class DistilBertConfig(EncoderConfig):
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
-        """As EncoderConfig's, reading transformers' aliases as DistilBERT's names (``hidden_size`` -> ``dim``).
+        """As OwnNamesConfig's, reading transformers' aliases as DistilBERT's names (``hidden_size`` -> ``dim``).
 
-        Other generic names in a file (``layer_norm_eps``, ...) mean nothing to DistilBERT, in transformers
-        either: they are kept in ``extra``. Given as overrides, they are refused with the field to use.
+        Other generic names in a file (``layer_norm_eps``, ...) are kept in ``extra``.
         """
-        generic = cls.GENERIC_NAMES.keys() | cls.FIXED.keys()
         values = {cls.attribute_map.get(k, k): v for k, v in values.items()}
         overrides = {cls.attribute_map.get(k, k): v for k, v in overrides.items()}
-        refused = sorted(generic & overrides.keys())
-        if refused:
-            name = refused[0]
-            use = f"set {cls.GENERIC_NAMES[name]}" if name in cls.GENERIC_NAMES else f"fixed at {cls.FIXED[name]!r}"
-            raise ConfigError(f"{name} is not a field of {cls.__name__} ({use})")
-        config = super().from_dict({k: v for k, v in values.items() if k not in generic}, **overrides)
-        unused = {k: v for k, v in values.items() if k in generic}
-        return config.replace(extra={**config.extra, **unused}) if unused else config
-
-    def to_dict(self) -> dict[str, Any]:
-        """DistilBERT's names only, as transformers writes them; generic keys a file held come back from ``extra``."""
-        generic = self.GENERIC_NAMES.keys() | self.FIXED.keys()
-        values = {k: v for k, v in super().to_dict().items() if k not in generic}
-        return {**values, **{k: v for k, v in self.extra.items() if k in generic}}
+        return super().from_dict(values, **overrides)
 
 
 # -- embeddings -----------------------------------------------------------------------------

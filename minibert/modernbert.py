@@ -47,7 +47,7 @@ from minibert.bert import (
     span_loss,
     unpadded_layout,
 )
-from minibert.config import EncoderConfig, check_field_types, check_size, derived_field
+from minibert.config import EncoderConfig, OwnNamesConfig, check_field_types, check_size, derived_field
 from minibert.errors import ConfigError
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, QuestionAnsweringModelOutput
 from minibert.pretrained import OutputFlags, PreTrainedModel, labelled_padding
@@ -58,7 +58,7 @@ MODERNBERT_ROPE_THETA = {"full_attention": 160_000.0, "sliding_attention": 10_00
 
 
 @dataclass(frozen=True)
-class ModernBertConfig(EncoderConfig):
+class ModernBertConfig(OwnNamesConfig):
     """Mirrors ``transformers.ModernBertConfig`` (ModernBERT-base defaults).
 
     ``layer_types`` says, layer by layer, whether it attends globally (``"full_attention"``) or
@@ -68,9 +68,8 @@ class ModernBertConfig(EncoderConfig):
     ``global_rope_theta`` and ``local_rope_theta`` (and ``rope_scaling``): ``from_dict`` reads them
     as transformers 5 does (``ModernBertConfig.__post_init__`` and ``convert_rope_params_to_dict``).
 
-    As in DistilBertConfig, ModernBERT names some shared fields its own way (``hidden_activation``,
-    ``norm_eps``, ``attention_dropout``): EncoderConfig's generic names are computed from them
-    (``GENERIC_NAMES``) or fixed (``FIXED``), and never written.
+    ModernBERT names some shared fields its own way (``hidden_activation``, ``norm_eps``,
+    ``attention_dropout``): see ``OwnNamesConfig``.
     """
 
     model_type: ClassVar[str] = "modernbert"
@@ -132,10 +131,7 @@ class ModernBertConfig(EncoderConfig):
     add_cross_attention: bool = derived_field()
 
     def __post_init__(self) -> None:
-        for generic, own in self.GENERIC_NAMES.items():
-            object.__setattr__(self, generic, getattr(self, own))
-        for generic, value in self.FIXED.items():
-            object.__setattr__(self, generic, value)
+        self.set_generic_fields()
         check_field_types(self)  # before a list of num_hidden_layers entries is built from the count
         check_size(self)
         if self.layer_types is None and isinstance(self.num_hidden_layers, int):
@@ -200,20 +196,13 @@ class ModernBertConfig(EncoderConfig):
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
-        """As EncoderConfig's, reading transformers 4.x's spelling too (4.x keys may also come as overrides).
+        """As OwnNamesConfig's, reading transformers 4.x's spelling too (4.x keys may also come as overrides).
 
         ``global_attn_every_n_layers`` gives ``layer_types`` where a file has none (and is kept, as
         transformers keeps it); ``global_rope_theta``, ``local_rope_theta`` and ``rope_scaling`` go
         into ``rope_parameters``, where a theta given there wins. Generic names in a file
-        (``position_embedding_type``, ...) mean nothing to ModernBERT: they are kept in ``extra``;
-        given as overrides, they are refused with the field to use.
+        (``position_embedding_type``, ...) are kept in ``extra``.
         """
-        generic = cls.GENERIC_NAMES.keys() | cls.FIXED.keys()
-        refused = sorted(generic & overrides.keys())
-        if refused:
-            name = refused[0]
-            use = f"set {cls.GENERIC_NAMES[name]}" if name in cls.GENERIC_NAMES else f"fixed at {cls.FIXED[name]!r}"
-            raise ConfigError(f"{name} is not a field of {cls.__name__} ({use})")
         # 4.x keys are not fields: given as overrides, they are read as the file's.
         old = ("global_attn_every_n_layers", *cls.ROPE_KEYS, "rope_scaling")
         values = {**values, **{k: overrides.pop(k) for k in old if k in overrides}}
@@ -229,15 +218,7 @@ class ModernBertConfig(EncoderConfig):
         if thetas or scaling is not None:
             values["rope_parameters"] = modernbert_rope_parameters(merged.get("rope_parameters"), thetas, scaling)
             overrides.pop("rope_parameters", None)
-        unused = {k: values.pop(k) for k in generic & values.keys()}
-        config = super().from_dict(values, **overrides)
-        return config.replace(extra={**config.extra, **unused}) if unused else config
-
-    def to_dict(self) -> dict[str, Any]:
-        """ModernBERT's names only, as transformers writes them; generic keys a file held come back from ``extra``."""
-        generic = self.GENERIC_NAMES.keys() | self.FIXED.keys()
-        values = {k: v for k, v in super().to_dict().items() if k not in generic}
-        return {**values, **{k: v for k, v in self.extra.items() if k in generic}}
+        return super().from_dict(values, **overrides)
 
     @property
     def sliding_window(self) -> int:
