@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import math
 import os
 import re
@@ -29,8 +28,6 @@ from minibert.checkpoint import parse_size
 from minibert.errors import CheckpointNotFoundError, ConfigError
 from minibert.files import read_json
 from minibert.hub import resolve_config_file
-
-logger = logging.getLogger(__name__)
 
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 # model_type -> config class: every EncoderConfig subclass that names a model_type registers itself here.
@@ -257,7 +254,7 @@ class OwnNamesConfig(EncoderConfig):
     Its own names (DistilBERT's ``dim``, ModernBERT's ``norm_eps``, ...) are the arguments and what
     config.json holds. EncoderConfig's generic names, which the shared modules read, are
     ``derived_field()``s: copied from the own ones (``GENERIC_NAMES``) or fixed where transformers
-    hard-codes them (``FIXED``), by ``set_generic_fields`` before anything reads them. A generic name
+    hard-codes them (``FIXED``), first thing in ``__post_init__``. A generic name
     in a file means nothing to the architecture (in transformers either): it is kept in ``extra``.
     Given as an override, it is refused with the field to use.
     """
@@ -265,7 +262,12 @@ class OwnNamesConfig(EncoderConfig):
     GENERIC_NAMES: ClassVar[dict[str, str]] = {}  # EncoderConfig's name -> the architecture's
     FIXED: ClassVar[dict[str, Any]] = {}  # EncoderConfig's name -> the value the architecture hard-codes
 
+    def __post_init__(self) -> None:
+        self.set_generic_fields()
+        super().__post_init__()
+
     def set_generic_fields(self) -> None:
+        """Fill EncoderConfig's generic fields; a subclass that checks values before ``__post_init__`` calls it."""
         for generic, own in self.GENERIC_NAMES.items():
             object.__setattr__(self, generic, getattr(self, own))
         for generic, value in self.FIXED.items():
@@ -273,6 +275,7 @@ class OwnNamesConfig(EncoderConfig):
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], **overrides: Any) -> Self:
+        """As EncoderConfig's, with the generic names refused as overrides and kept in ``extra`` from a file."""
         generic = cls.GENERIC_NAMES.keys() | cls.FIXED.keys()
         refused = sorted(generic & overrides.keys())
         if refused:

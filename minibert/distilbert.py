@@ -113,10 +113,6 @@ class DistilBertConfig(OwnNamesConfig):
     is_decoder: bool = derived_field()
     add_cross_attention: bool = derived_field()
 
-    def __post_init__(self) -> None:
-        self.set_generic_fields()
-        super().__post_init__()
-
     def _validate(self) -> None:
         # DistilBERT's names first, so that an error names the field the user wrote.
         for name in ("dim", "n_layers", "n_heads", "hidden_dim"):

@@ -14,14 +14,15 @@ bert-base's 72 weights in turn so that each comes from memory as in a forward (G
   1.4x at 16 rows, 1.25x at 128, 1.05x at 1,024;
 - float32, more threads: oneDNN's on 2-512 rows (1.1-1.3x); MKL's is slower there with threads,
   and ``F.linear`` is as fast on more rows, except that at two threads MKL's is faster on whole
-  multiples of the 1,024 rows it packs for (full batches such as 8 x 128 or 4 x 256: 1.06-1.12x the
-  products, 0.92-0.95x the forward) and slower between them;
+  multiples of the 1,024 rows it packs for (full batches such as 8 x 128 or 4 x 256: 1.05-1.12x the
+  products, 0.92-0.95x the forward at 1,024-2,048 rows, 0.99x at 4,096) and slower between them;
 - bfloat16: oneDNN's at any number of rows, 1.2-1.5x.
 
 The cost is memory: each packed copy is as large as the weight, made on a layer's second packable
 call (the first runs ``F.linear``: a one-off call does not wait for packing) and remade whenever
 the weight changes. A layer keeps one copy per kernel it has used, so a two-thread process that
-runs both short inputs and full batches holds two.
+runs both short inputs and full batches holds two (as does one whose thread count changed: a copy
+stays until the weight changes).
 ``set_weight_packing(False)`` turns it off. Autograd, tracing and ``torch.compile`` never see it.
 
 ``Float32Linear`` multiplies bf16 or fp16 weights in float32 (``set_float32_matmuls``).

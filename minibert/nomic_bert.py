@@ -18,7 +18,7 @@ What differs from BERT, and only this is written here:
   ``save_pretrained`` copies) load too: ``emb_ln``, ``encoder.layers.N.attn.Wqkv`` (split into q, k
   and v), ``mlp.fc11`` / ``fc12`` / ``fc2``, ``norm1`` / ``norm2``, head models' ``bert.`` prefix
   (``NomicBertPreTrainedModel.checkpoint_key_rules``), with that code's config spelling
-  (``minibert.config.from_nomic_remote_code``). That code is read as data, never run.
+  (``from_nomic_remote_code``, below). That code is read as data, never run.
 
 The embeddings (without a position table), ``attend()``, the layer loop, the forward pass, the
 pooler and the sentence and token heads come from ``minibert.bert``.

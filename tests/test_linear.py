@@ -110,7 +110,7 @@ def test_the_packed_copy_follows_every_change_to_the_weight(thread_count, thread
     kept = layer.weight
     layer.weight = nn.Parameter(torch.randn(40, 48))  # a new parameter while the old one lives on
     check()
-    assert kept is not layer.weight
+    del kept
 
 
 def test_training_never_uses_the_packed_copy_and_its_gradients_are_nn_linears():
