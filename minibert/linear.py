@@ -15,7 +15,7 @@ bert-base's 72 weights in turn so that each comes from memory as in a forward (G
 - float32, more threads: oneDNN's on 2-512 rows (1.1-1.3x); MKL's is slower there with threads,
   and ``F.linear`` is as fast on more rows, except that at two threads MKL's is faster on whole
   multiples of the 1,024 rows it packs for (full batches such as 8 x 128 or 4 x 256: 1.05-1.12x the
-  products, 0.92-0.95x the forward at 1,024-2,048 rows, 0.99x at 4,096) and slower between them;
+  products, 0.92-0.96x the forward at 1,024-2,048 rows, 0.96-0.99x at 4,096) and slower between them;
 - bfloat16: oneDNN's at any number of rows, 1.2-1.5x.
 
 The cost is memory: each packed copy is as large as the weight, made on a layer's second packable
