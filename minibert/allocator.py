@@ -59,9 +59,12 @@ def glibc() -> ctypes.CDLL | None:
     return ctypes.CDLL(None)
 
 
-def own_settings() -> bool:
-    """Whether the process was started with its own malloc thresholds, which minibert then leaves alone."""
-    return any(name in os.environ for name in OWN_SETTINGS) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
+@functools.cache
+def adjustable() -> bool:
+    """Whether minibert may set the thresholds: the C library is glibc, and the process was not started with
+    malloc settings of its own (glibc reads them at start, so the answer holds for the process's life)."""
+    own = any(name in os.environ for name in OWN_SETTINGS) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
+    return glibc() is not None and not own
 
 
 def set_thresholds(size: int) -> bool:
@@ -83,10 +86,10 @@ def reuse_freed_memory(model: nn.Module | None = None) -> None:
     With ``model``, only if its weights are on the CPU: a GPU's activations are not glibc's.
     """
     global applied
-    if applied or not wanted:
+    if applied or not wanted or not adjustable():  # every call of every model asks: the common answers first
         return
     weight = None if model is None else next(model.parameters(), None)
-    if (weight is not None and weight.device.type != "cpu") or own_settings():
+    if weight is not None and weight.device.type != "cpu":
         return
     applied = set_thresholds(KEPT_BYTES)
     if applied:

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_encode import corpus, cpu_name
+from bench_encode import cpu_name, embedding_texts, padded
 
 import minibert
 from minibert.cli import default_checkpoint
@@ -42,8 +42,7 @@ def workload(name: str) -> Callable[[], object]:
     """One call of the workload ``name``, its model made and its inputs ready."""
     if name.startswith("MiniLM"):
         encoder = minibert.SentenceEncoder(default_checkpoint(), device="cpu")
-        texts, _ = corpus(4000, seed=0)
-        texts = [text for text in texts if 5 <= len(encoder.tokenizer(text)["input_ids"]) <= 128][:1000]
+        texts = embedding_texts(1000, encoder.tokenizer)
         return lambda: encoder.encode(texts, batch_size=32)
     torch.manual_seed(0)
     model = minibert.BertModel(minibert.BertConfig()).eval()
@@ -55,11 +54,11 @@ def workload(name: str) -> Callable[[], object]:
     else:
         lengths = torch.randint(16, 129, (32,), generator=generator)
         ids = torch.randint(1000, 30000, (32, int(lengths.max())), generator=generator)
-    mask = (torch.arange(ids.shape[1]) < lengths[:, None]).long()  # (B, T)
+    inputs = padded(ids, lengths)
 
     def forward() -> None:
         with torch.inference_mode():
-            model(input_ids=ids * mask, attention_mask=mask)
+            model(**inputs)
 
     return forward
 

@@ -23,6 +23,7 @@ import sysconfig
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -35,6 +36,9 @@ from minibert.encoders import SentenceEncoder
 SOURCES = [Path(sys.prefix) / "lib", Path(sysconfig.get_paths()["stdlib"]), Path("/usr/share/doc")]
 SOURCES += [Path("/usr/share/common-licenses")]
 PATTERNS = ("*.txt", "*.md", "*.rst", "LICENSE*", "copyright")
+
+
+TOKENS = (5, 128)  # the embedding texts' token counts, special tokens included
 
 
 def corpus(count: int, seed: int) -> tuple[list[str], int]:
@@ -53,6 +57,22 @@ def corpus(count: int, seed: int) -> tuple[list[str], int]:
     if len(paragraphs) < count:
         sys.exit(f"only {len(paragraphs)} paragraphs found in {', '.join(map(str, SOURCES))}; ask for fewer --texts")
     return random.Random(seed).sample(list(paragraphs), count), len(files)
+
+
+def embedding_texts(count: int, tokenizer: Any) -> list[str]:
+    """``count`` real paragraphs of 5 to 128 tokens (special tokens included), in a fixed random order."""
+    texts, _ = corpus(4 * count, seed=0)
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    chosen = [text for text, n in zip(texts, lengths, strict=True) if TOKENS[0] <= n <= TOKENS[1]][:count]
+    if len(chosen) < count:
+        sys.exit(f"only {len(chosen)} texts of {TOKENS[0]}-{TOKENS[1]} tokens found; ask for fewer --texts")
+    return chosen
+
+
+def padded(ids: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``ids`` (B, T) with everything past each row's length padding."""
+    mask = (torch.arange(ids.shape[1]) < lengths[:, None]).long()  # (B, T)
+    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
 
 
 def cpu_name() -> str:

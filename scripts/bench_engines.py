@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 from bench import forward_flops, matmul_peak
-from bench_encode import corpus, cpu_name
+from bench_encode import TOKENS, cpu_name, embedding_texts, padded
 from sentence_transformers import SentenceTransformer
 
 import minibert
@@ -76,7 +76,6 @@ ENGINES = (  # the columns, in this order
 FP32_TOLERANCE = 1e-4  # max abs difference at real tokens; fp32 engines land near 1e-6
 INT8_MIN_COSINE = 0.9  # mean cosine of the real tokens' vectors: below it an int8 engine is broken, not coarse
 BATCH_SIZE = 32
-TOKENS = (5, 128)  # the embedding texts' token counts, special tokens included
 ISA_FLAGS = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni")
 
 Batch = dict[str, torch.Tensor]
@@ -380,22 +379,6 @@ def need(files: dict[str, Path | str], name: str) -> Path:
 
 
 # -- workloads ------------------------------------------------------------------------------
-
-
-def embedding_texts(count: int, tokenizer: Any) -> list[str]:
-    """``count`` real paragraphs of 5 to 128 tokens (special tokens included), in a fixed random order."""
-    texts, _ = corpus(4 * count, seed=0)
-    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
-    chosen = [text for text, n in zip(texts, lengths, strict=True) if TOKENS[0] <= n <= TOKENS[1]][:count]
-    if len(chosen) < count:
-        sys.exit(f"only {len(chosen)} texts of {TOKENS[0]}-{TOKENS[1]} tokens found; ask for fewer --texts")
-    return chosen
-
-
-def padded(ids: torch.Tensor, lengths: torch.Tensor) -> Batch:
-    """``ids`` (B, T) with everything past each row's length padding."""
-    mask = (torch.arange(ids.shape[1]) < lengths[:, None]).long()  # (B, T)
-    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
 
 
 def bert_base_workloads(config: Any, quick: bool) -> list[Workload]:

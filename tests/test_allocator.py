@@ -4,6 +4,7 @@ and ``set_memory_reuse(False)`` leaves the C allocator as it was."""
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -54,9 +55,13 @@ def thresholds_set(monkeypatch):
     """The sizes minibert passes to glibc, recorded instead of set; a process whose first call is still to come."""
     sizes: list[int] = []
     monkeypatch.setattr(allocator, "set_thresholds", lambda size: sizes.append(size) or True)
+    libc = types.SimpleNamespace(malloc_trim=lambda pad: 1)  # a C library whose thresholds are set_thresholds'
+    monkeypatch.setattr(allocator, "glibc", lambda: libc)
     monkeypatch.setattr(allocator, "wanted", True)
     monkeypatch.setattr(allocator, "applied", False)
-    return sizes
+    allocator.adjustable.cache_clear()  # asked again, under this test's environment
+    yield sizes
+    allocator.adjustable.cache_clear()
 
 
 def tiny_model() -> minibert.PreTrainedModel:
