@@ -333,7 +333,7 @@ class DisentangledSelfAttention(SelfAttention):
         mask: DisentangledMask,
         output_attentions: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
-        q, k, v = (self.split_heads(mask.to_batch(proj(hidden_states))) for proj in self.projections())
+        q, k, v = (self.split_heads(mask.to_batch(x)) for x in self.joined(self.projections(), hidden_states))
         bias = mask.bias  # (B, 1, T, T): padding
         if self.relative_attention and self.terms:
             bias = self.position_bias(q, k, mask.rel_embeddings, mask.relative_positions)  # (B, nh, T, T)

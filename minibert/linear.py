@@ -15,8 +15,15 @@ bert-base's 72 weights in turn so that each comes from memory as in a forward (G
 - float32, more threads: oneDNN's on 2-512 rows (1.1-1.3x); MKL's is slower there with threads,
   and ``F.linear`` is as fast on more rows, except that at two threads MKL's is faster on whole
   multiples of the 1,024 rows it packs for (full batches such as 8 x 128 or 4 x 256: 1.05-1.12x the
-  products, 0.92-0.96x the forward at 1,024-2,048 rows, 0.96-0.99x at 4,096) and slower between them;
+  products, 0.92-0.96x the forward at 1,024-2,048 rows, 0.96-0.99x at 4,096) and slower between them,
+  and faster on weights at least twice as wide as deep from 32 rows on (``--by-shape``: bert-base's
+  768 -> 3,072 at 128 rows 314 GFLOP/s against oneDNN's 272, the joined 768 -> 2,304 301 against 268,
+  where oneDNN's is the faster on 768 -> 768, 232 against 151);
 - bfloat16: oneDNN's at any number of rows, 1.2-1.5x.
+
+``JoinedLinear`` multiplies attention's query, key and value as one product, their weights joined
+in one packed copy: one call for three, on the wide weight that the kernels run the faster (bert-base
+forward, ``--forward 1x16 1x128 --without joined``: 0.95x the time at two threads, 0.99x at one).
 
 The cost is memory: each packed copy is as large as the weight, made on a layer's second packable
 call (the first runs ``F.linear``: a one-off call does not wait for packing) and remade whenever
@@ -41,6 +48,7 @@ from torch import Tensor, nn
 ONEDNN_FLOAT32_ROWS = range(2, 513)  # rows (tokens) where oneDNN's packed float32 product is the faster
 MKL_PACKED_FOR = 1024  # rows MKL packs a weight for; it multiplies any number of rows with it
 MKL_BLOCKS_THREADS = 2  # the thread count at which MKL's product is measured faster on multiples of MKL_PACKED_FOR
+MKL_WIDE_ROWS = 32  # ...and, from this many rows, on weights at least twice as wide (outputs) as deep (inputs)
 
 # Which packed products this PyTorch has (x86 builds have both; other builds keep F.linear).
 ONEDNN = (
@@ -53,42 +61,79 @@ MKL = ONEDNN and torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_
 ONEDNN_BFLOAT16 = ONEDNN and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 Kernel = Literal["mkl", "onednn"]
+# kernel -> (each weight's weakref, data_ptr and version when packed; the packed copy)
+PackedCopies = dict[Kernel, tuple[tuple[tuple[Any, int, int], ...], Tensor]]
+
+
+def kernel_for(x: Tensor, weight: Tensor, out_features: int) -> Kernel | None:
+    """The packed product a call on ``x`` takes, if any: CPU inference, outside tracing, where it is faster.
+
+    ``weight`` gives the dtype and the inputs; ``out_features`` is the width of the product, which for
+    joined weights (``JoinedLinear``) is more than ``weight``'s.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or not torch.backends.mkldnn.enabled:
+        return None
+    if not ONEDNN or torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != weight.dtype:
+        return None
+    if x.numel() == 0 or weight.numel() == 0:  # e.g. every head of a layer pruned
+        return None
+    if x.dtype == torch.bfloat16:
+        return "onednn" if ONEDNN_BFLOAT16 else None
+    if x.dtype != torch.float32:
+        return None
+    threads, rows = torch.get_num_threads(), x.shape[:-1].numel()
+    if MKL and threads == 1:
+        return "mkl"
+    wide = out_features >= 2 * weight.shape[1] and rows >= MKL_WIDE_ROWS
+    if MKL and threads == MKL_BLOCKS_THREADS and (rows % MKL_PACKED_FOR == 0 or wide):
+        return "mkl"
+    return "onednn" if rows in ONEDNN_FLOAT32_ROWS else None
+
+
+def packed_copy(copies: PackedCopies | None, weights: list[Tensor], kernel: Kernel) -> tuple[PackedCopies, Tensor]:
+    """``weights`` (their rows joined, if more than one) packed for ``kernel``: the kept copy if it is of
+    these weights as they are now, else packed again. Returns the copies to keep, stale ones dropped."""
+    entry = (copies or {}).get(kernel)
+    if entry is not None and is_current(entry[0], weights):
+        return copies, entry[1]
+    copies = {k: e for k, e in (copies or {}).items() if is_current(e[0], weights)}
+    weight = weights[0].detach() if len(weights) == 1 else torch.cat([w.detach() for w in weights])  # (N, K)
+    if kernel == "mkl":
+        packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, MKL_PACKED_FOR)
+    else:
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+    state = tuple((weakref.ref(w), w.data_ptr(), version_of(w)) for w in weights)
+    return {**copies, kernel: (state, packed)}, packed
+
+
+def is_current(state: tuple[tuple[Any, int, int], ...], weights: list[Tensor]) -> bool:
+    """Whether ``state`` is of these very tensors, unchanged since (``is``: ``==`` would compare the tensors)."""
+    return len(state) == len(weights) and all(
+        ref() is w and ptr == w.data_ptr() and version == version_of(w)
+        for (ref, ptr, version), w in zip(state, weights, strict=True)
+    )
+
+
+def packed_product(x: Tensor, kernel: Kernel, packed: Tensor, bias: Tensor | None, shape: Tensor) -> Tensor:
+    """``x @ W.T + bias`` with ``W`` packed for ``kernel``; ``shape`` is ``W`` or any tensor of its shape (MKL's
+    product reads only the shape of the unpacked weight it is given)."""
+    if kernel == "mkl":
+        return torch.ops.mkl._mkl_linear(x, packed, shape, bias, x.shape[:-1].numel())
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
 class PackedLinear(nn.Linear):
     """An ``nn.Linear`` that, at inference on the CPU, multiplies with a packed copy of its weight."""
 
-    # kernel -> (the weight's weakref, data_ptr and version when packed, the packed copy)
-    packed: dict[Kernel, tuple[Any, int, int, Tensor]] | None = None
+    packed: PackedCopies | None = None
     warm = False  # whether this layer had a call the packed product could take
 
     def forward(self, x: Tensor) -> Tensor:
-        kernel = self.kernel(x)
+        kernel = kernel_for(x, self.weight, self.out_features)
         packed = None if kernel is None else self.packed_weight(kernel)
         if packed is None:
             return F.linear(x, self.weight, self.bias)
-        if kernel == "mkl":
-            return torch.ops.mkl._mkl_linear(x, packed, self.weight, self.bias, x.shape[:-1].numel())
-        return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
-
-    def kernel(self, x: Tensor) -> Kernel | None:
-        """The packed product this call takes, if any: CPU inference, outside tracing, where it is faster."""
-        if torch.jit.is_tracing() or torch.compiler.is_compiling() or not torch.backends.mkldnn.enabled:
-            return None
-        if not ONEDNN or torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != self.weight.dtype:
-            return None
-        if x.numel() == 0 or self.weight.numel() == 0:  # e.g. every head of a layer pruned
-            return None
-        if x.dtype == torch.bfloat16:
-            return "onednn" if ONEDNN_BFLOAT16 else None
-        if x.dtype != torch.float32:
-            return None
-        threads, rows = torch.get_num_threads(), x.shape[:-1].numel()
-        if MKL and threads == 1:
-            return "mkl"
-        if rows in ONEDNN_FLOAT32_ROWS:
-            return "onednn"
-        return "mkl" if MKL and threads == MKL_BLOCKS_THREADS and rows % MKL_PACKED_FOR == 0 else None
+        return packed_product(x, kernel, packed, self.bias, self.weight)
 
     def packed_weight(self, kernel: Kernel) -> Tensor | None:
         """The weight packed for ``kernel``, packed again if it was replaced or changed in place since.
@@ -99,17 +144,7 @@ class PackedLinear(nn.Linear):
         if not self.warm:
             self.warm = True
             return None
-        weight, packs = self.weight, self.packed or {}
-        state = (weight.data_ptr(), version_of(weight))
-        entry = packs.get(kernel)
-        if entry is not None and entry[0]() is weight and entry[1:3] == state:
-            return entry[3]
-        packs = {k: e for k, e in packs.items() if e[0]() is weight and e[1:3] == state}  # drop stale copies
-        if kernel == "mkl":
-            packed = torch.ops.mkl._mkl_reorder_linear_weight(weight.detach(), MKL_PACKED_FOR)
-        else:
-            packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None)
-        self.packed = {**packs, kernel: (weakref.ref(weight), *state, packed)}
+        self.packed, packed = packed_copy(self.packed, [self.weight], kernel)
         return packed
 
     def __getstate__(self) -> dict[str, Any]:
@@ -118,6 +153,65 @@ class PackedLinear(nn.Linear):
         state.pop("packed", None)
         state.pop("warm", None)
         return state
+
+
+class JoinedLinear:
+    """``PackedLinear`` layers that read one input (attention's query, key and value), multiplied as one.
+
+    At inference on the CPU, one product with their weights' rows joined in one packed copy instead of
+    one per layer: one call instead of three, and a product three times as wide, which the kernels run
+    faster (bert-base, 2 threads: 1.2-1.3x at 16-128 rows, ``scripts/bench_linear.py --by-shape``). Each
+    output is the same dot product as the layer's own. The outputs are views of the joined product's
+    columns. Where a layer has a hook (which must see its own call), or the packed path does not apply
+    (training, tracing, another device or class), each layer is called as usual. The joined copy
+    replaces the layers' own, and follows every change to their weights as theirs does.
+    """
+
+    warm = False  # whether these layers had a call the joined product could take
+
+    def __init__(self) -> None:
+        self.packed: PackedCopies | None = None
+
+    def __call__(self, layers: list[nn.Linear], x: Tensor) -> list[Tensor]:
+        """Each layer's output on ``x``."""
+        if any(type(layer) is not PackedLinear for layer in layers):  # packing off, or int8 (quantize)
+            self.packed = None  # a copy of weights no longer multiplied here would only hold memory
+            return [layer(x) for layer in layers]
+        kernel = self.kernel(layers, x)
+        if kernel is None or not self.warm:  # a first call runs each layer: a one-off call never packs
+            self.warm = self.warm or kernel is not None
+            return [layer(x) for layer in layers]
+        weights = [layer.weight for layer in layers]
+        self.packed, packed = packed_copy(self.packed, weights, kernel)
+        biases = [layer.bias for layer in layers]
+        bias = None if biases[0] is None else torch.cat(biases)  # (sum N,): read anew, so changes show
+        widths = [layer.out_features for layer in layers]
+        shape = x.new_empty(()).expand(sum(widths), x.shape[-1])  # the joined weight's shape, no memory
+        return list(packed_product(x, kernel, packed, bias, shape).split(widths, dim=-1))
+
+    @staticmethod
+    def kernel(layers: list[nn.Linear], x: Tensor) -> Kernel | None:
+        """The packed product the joined call takes, or None where the layers must be called one by one."""
+        if len(layers) < 2:
+            return None
+        if any(layer._forward_hooks or layer._forward_pre_hooks for layer in layers):
+            return None
+        if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+            return None
+        first = layers[0].weight
+        if any(
+            layer.weight.dtype != first.dtype
+            or layer.weight.device != first.device
+            or layer.in_features != layers[0].in_features
+            or (layer.bias is None) != (layers[0].bias is None)
+            for layer in layers
+        ):
+            return None
+        return kernel_for(x, first, sum(layer.out_features for layer in layers))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the joined copy behind; it is remade on use."""
+        return {"packed": None}
 
 
 def version_of(tensor: Tensor) -> int:

@@ -6,13 +6,19 @@ number of rows (tokens in the call) it prints GFLOP/s of ``F.linear``, of oneDNN
 (``PackedLinear``'s), and of MKL's packed product with the weight packed for 16 and for 1,024 rows
 (the choice ``torch.compile``'s freezing makes). Runs alternate; the best of the rounds is shown.
 
+``--by-shape`` prints the same per weight shape instead (bert-base's three, and query, key and value
+joined in one 768 -> 2,304 weight, as ``JoinedLinear`` multiplies them): the kernels' order is not the
+same for every shape (at two threads MKL's is the faster on wide weights, oneDNN's on the others).
+
 ``--forward 8x128 ...`` times instead bert-base's whole forward (random weights) at each batch x length,
-with and without ``PackedLinear``'s use of MKL's product on multiples of 1,024 rows at two threads
-(``minibert.linear.MKL_BLOCKS_THREADS`` set to 2 and to 0 in turn, so the rest runs ``F.linear``):
-medians and the median of the paired ratios, and the largest difference between the two outputs.
+as minibert chooses and without one of its choices (``--without``): ``mkl``, MKL's product at two
+threads (on multiples of 1,024 rows and on wide weights: ``minibert.linear.MKL_BLOCKS_THREADS``);
+``wide``, MKL's product on wide weights only (``MKL_WIDE_ROWS``); ``joined``, query, key and value
+as one product (``JoinedLinear``). It prints medians of alternated rounds, the median of the paired
+ratios, and the largest difference between the two outputs.
 
 Run: .venv/bin/python scripts/bench_linear.py [--threads 1 2] [--dtype float32|bfloat16] [--rounds 3]
-     [--rows 16 1024 1500] [--forward 8x128 4x256]
+     [--rows 16 1024 1500] [--by-shape] [--forward 8x128 1x128 --without mkl|wide|joined]
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from bench_encode import cpu_name
 
 SHAPES = [(768, 768)] * 4 + [(768, 3072), (3072, 768)]  # (in, out) of one bert-base layer
 ROWS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048)
+BY_SHAPE = [(768, 768), (768, 2304), (768, 3072), (3072, 768)]  # --by-shape: 768 -> 2,304 is JoinedLinear's
 
 
 def seconds(run: Callable[[], None], calls: int) -> float:
@@ -45,8 +52,9 @@ def seconds(run: Callable[[], None], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def kernels(rows: int, dtype: torch.dtype) -> dict[str, Callable[[], None]]:
-    weights = [(torch.randn(n, k, dtype=dtype), torch.randn(n, dtype=dtype)) for _ in range(12) for k, n in SHAPES]
+def kernels(rows: int, dtype: torch.dtype, shapes: list[tuple[int, int]]) -> dict[str, Callable[[], None]]:
+    """Each kernel's run over 12 layers of weights of ``shapes`` (in, out), one after the other."""
+    weights = [(torch.randn(n, k, dtype=dtype), torch.randn(n, dtype=dtype)) for _ in range(12) for k, n in shapes]
     inputs = {k: torch.randn(rows, k, dtype=dtype) for k in (768, 3072)}
     onednn = [torch.ops.mkldnn._reorder_linear_weight(w, None) for w, _ in weights]
     runs = {
@@ -66,31 +74,50 @@ def kernels(rows: int, dtype: torch.dtype) -> dict[str, Callable[[], None]]:
     return runs
 
 
-def forward_with_and_without_mkl_blocks(shape: str, rounds: int) -> None:
-    """bert-base's forward at two threads, MKL's product on multiples of 1,024 rows or ``F.linear`` there."""
+def forward_with_and_without(shape: str, rounds: int, without: str) -> None:
+    """bert-base's forward as minibert chooses its kernels, and without the choice ``without``."""
     batch, length = (int(n) for n in shape.split("x"))
     torch.manual_seed(0)
     model = minibert.BertModel(minibert.BertConfig()).eval()
     ids = torch.randint(1000, 20000, (batch, length))
-    times: dict[int, list[float]] = {2: [], 0: []}
+    chosen = {
+        "mkl": linear.MKL_BLOCKS_THREADS,
+        "wide": linear.MKL_WIDE_ROWS,
+        "joined": linear.JoinedLinear.__dict__["kernel"],
+    }
+    changed = {"mkl": 0, "wide": sys.maxsize, "joined": staticmethod(lambda layers, x: None)}
+    owner = linear.JoinedLinear if without == "joined" else linear
+    name = "kernel" if without == "joined" else {"mkl": "MKL_BLOCKS_THREADS", "wide": "MKL_WIDE_ROWS"}[without]
+    settings = {"as chosen": chosen[without], "without": changed[without]}
+    times: dict[str, list[float]] = {key: [] for key in settings}
     with torch.inference_mode():
         outputs = {}
-        for setting in (2, 0, 2, 0):  # each layer packs on its second call
-            linear.MKL_BLOCKS_THREADS = setting
-            outputs[setting] = model(input_ids=ids).last_hidden_state
+        for key in [*settings] * 2:  # each layer packs on its second call
+            setattr(owner, name, settings[key])
+            outputs[key] = model(input_ids=ids).last_hidden_state
         for round_ in range(rounds):
-            for setting in (2, 0) if round_ % 2 else (0, 2):
-                linear.MKL_BLOCKS_THREADS = setting
+            for key in reversed(settings) if round_ % 2 else settings:
+                setattr(owner, name, settings[key])
                 start = time.perf_counter()
                 model(input_ids=ids)
-                times[setting].append(time.perf_counter() - start)
-    linear.MKL_BLOCKS_THREADS = 2
-    ratio = statistics.median(a / b for a, b in zip(times[2], times[0], strict=True))
-    difference = float((outputs[2] - outputs[0]).abs().max())
+                times[key].append(time.perf_counter() - start)
+    setattr(owner, name, chosen[without])
+    ratio = statistics.median(a / b for a, b in zip(times["as chosen"], times["without"], strict=True))
+    difference = float((outputs["as chosen"] - outputs["without"]).abs().max())
     print(
-        f"| {shape} | {statistics.median(times[2]) * 1e3:.0f} ms | {statistics.median(times[0]) * 1e3:.0f} ms "
-        f"| {ratio:.3f} | {difference:.1e} |"
+        f"| {shape} | {statistics.median(times['as chosen']) * 1e3:.0f} ms "
+        f"| {statistics.median(times['without']) * 1e3:.0f} ms | {ratio:.3f} | {difference:.1e} |"
     )
+
+
+def best_rates(runs: dict[str, Callable[[], None]], flops: float, rows: int, rounds: int) -> list[str]:
+    """GFLOP/s of each run, the best of ``rounds`` alternated rounds."""
+    calls = max(1, 2048 // (rows * 4))
+    best = {name: float("inf") for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            best[name] = min(best[name], seconds(run, calls))
+    return [f"{flops / s / 1e9:.0f}" for s in best.values()]
 
 
 def main() -> None:
@@ -99,33 +126,31 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, nargs="+", default=list(ROWS), help="row counts of the kernel table")
-    parser.add_argument("--forward", nargs="+", metavar="BxL", help="time bert-base's forward at 2 threads instead")
+    parser.add_argument("--by-shape", action="store_true", help="float32 GFLOP/s per weight shape instead")
+    parser.add_argument("--forward", nargs="+", metavar="BxL", help="time bert-base's forward instead")
+    parser.add_argument("--without", choices=("mkl", "wide", "joined"), default="mkl", help="see above")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     print(f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}, {args.dtype}")
-    if args.forward:
-        torch.set_num_threads(linear.MKL_BLOCKS_THREADS)
-        print(f"\nbert-base forward, {linear.MKL_BLOCKS_THREADS} threads, {args.rounds} alternated rounds\n")
-        print("| batch x length | MKL on multiples of 1,024 rows | F.linear there | paired ratio | max difference |")
-        print("|---|---|---|---|---|")
-        for shape in args.forward:
-            forward_with_and_without_mkl_blocks(shape, args.rounds)
-        return
     for threads in args.threads:
         torch.set_num_threads(threads)
+        if args.forward:
+            print(f"\nbert-base forward, {threads} thread(s), {args.rounds} alternated rounds\n")
+            print(f"| batch x length | as chosen | without {args.without} | paired ratio | max difference |")
+            print("|---|---|---|---|---|")
+            for shape in args.forward:
+                forward_with_and_without(shape, args.rounds, args.without)
+            continue
         print(f"\n{threads} thread(s), GFLOP/s (best of {args.rounds} alternated rounds)\n")
+        tables = [(f"{k} -> {n}", [(k, n)]) for k, n in BY_SHAPE] if args.by_shape else [("all", SHAPES)]
         for rows in args.rows:
-            runs = kernels(rows, dtype)
-            if rows == args.rows[0]:
-                print("| rows | " + " | ".join(runs) + " |")
-                print("|---|" + "---|" * len(runs))
-            flops = 2 * rows * 12 * sum(k * n for k, n in SHAPES)
-            calls = max(1, 2048 // (rows * 4))
-            best = {name: float("inf") for name in runs}
-            for _ in range(args.rounds):
-                for name, run in runs.items():
-                    best[name] = min(best[name], seconds(run, calls))
-            print(f"| {rows} | " + " | ".join(f"{flops / s / 1e9:.0f}" for s in best.values()) + " |")
+            for name, shapes in tables:
+                runs = kernels(rows, dtype, shapes)
+                if rows == args.rows[0] and name == tables[0][0]:
+                    print("| rows | weights (in -> out) | " + " | ".join(runs) + " |")
+                    print("|---|---|" + "---|" * len(runs))
+                flops = 2 * rows * 12 * sum(k * n for k, n in shapes)
+                print(f"| {rows} | {name} | " + " | ".join(best_rates(runs, flops, rows, args.rounds)) + " |")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import transformers
 
 import minibert
 from minibert.bert import AttentionMask
-from minibert.linear import PackedLinear
+from minibert.linear import JoinedLinear, PackedLinear
 from minibert.pretrained import PreTrainedModel
 
 transformers.utils.logging.disable_progress_bar()
@@ -811,6 +811,7 @@ def checkpoint_dir(tmp_path_factory):
 def packed_from_the_first_call(monkeypatch):
     """Every test's inference runs the packed products a model uses from its second call on (minibert.linear)."""
     monkeypatch.setattr(PackedLinear, "warm", True)
+    monkeypatch.setattr(JoinedLinear, "warm", True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import assert_outputs_close, inputs_for, ours_class
 from torch import nn
 
-from minibert.linear import MKL, ONEDNN, ONEDNN_BFLOAT16, PackedLinear
+from minibert.linear import MKL, ONEDNN, ONEDNN_BFLOAT16, JoinedLinear, PackedLinear
 
 pytestmark = pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN packed linear (not x86)")
 
@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no on
 def packed_from_the_second_call(monkeypatch):
     """As in use: conftest packs from the first call, for the rest of the suite."""
     monkeypatch.setattr(PackedLinear, "warm", False)
+    monkeypatch.setattr(JoinedLinear, "warm", False)
 
 
 @pytest.fixture
@@ -37,10 +38,13 @@ def packed_layer(in_features: int = 48, out_features: int = 40, dtype: torch.dty
 
 
 @pytest.mark.parametrize("thread_count", [1, 2])
-@pytest.mark.parametrize("rows", [1, 3, 16, 300, 700, 1024, 1500, 2048])
-def test_float32_products_equal_f_linear_and_take_the_kernel_measured_fastest(thread_count, rows, threads):
+@pytest.mark.parametrize("rows", [1, 3, 16, 32, 300, 700, 1024, 1500, 2048])
+@pytest.mark.parametrize("out_features", [40, 96])
+def test_float32_products_equal_f_linear_and_take_the_kernel_measured_fastest(
+    thread_count, rows, out_features, threads
+):
     threads(thread_count)
-    layer = packed_layer()
+    layer = packed_layer(out_features=out_features)
     x = torch.randn(rows, 48)
     with torch.no_grad():
         first, out = layer(x), layer(x)
@@ -49,8 +53,10 @@ def test_float32_products_equal_f_linear_and_take_the_kernel_measured_fastest(th
     kernels = set(layer.packed or {})
     if thread_count == 1:  # MKL's at any number of rows
         assert kernels == {"mkl"}
-    else:  # oneDNN's on few rows, MKL's on whole multiples of the 1,024 rows it packs for, F.linear between
-        assert kernels == ({"onednn"} if 2 <= rows <= 512 else {"mkl"} if rows % 1024 == 0 and MKL else set())
+    elif MKL and (rows % 1024 == 0 or (out_features >= 2 * 48 and rows >= 32)):
+        assert kernels == {"mkl"}  # on whole multiples of the 1,024 rows it packs for, and on wide weights
+    else:  # oneDNN's on few rows, F.linear on more
+        assert kernels == ({"onednn"} if 2 <= rows <= 512 else set())
 
 
 def test_a_layer_keeps_a_packed_copy_per_kernel_so_that_alternating_inputs_never_repack(threads):
@@ -66,7 +72,7 @@ def test_a_layer_keeps_a_packed_copy_per_kernel_so_that_alternating_inputs_never
         for x in (short, full, short, full):
             torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
     assert set(packs) == {"onednn", "mkl"}
-    assert all(layer.packed[k][3] is packs[k][3] for k in packs)  # the same copies: none was made again
+    assert all(layer.packed[k][1] is packs[k][1] for k in packs)  # the same copies: none was made again
     with torch.no_grad():
         layer.weight.mul_(2)
         torch.testing.assert_close(layer(short), F.linear(short, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
@@ -144,7 +150,10 @@ def test_models_pack_by_default_and_match_transformers_at_batch_one(thread_count
         model(**inputs)  # the first call of each layer runs unpacked
         ours = model(**inputs)
         theirs = reference("BertModel", "bert-a")(**inputs)
-    assert all(m.packed is not None for m in model.encoder.modules() if isinstance(m, nn.Linear))  # 9 rows each
+    for layer in model.encoder.layer:  # 9 rows each: query, key and value packed joined, the rest alone
+        assert layer.attention.self.joined.packed is not None
+        assert all(m.packed is None for m in layer.attention.self.projections())
+        assert all(m.packed is not None for m in (layer.attention.output.dense, layer.intermediate.dense))
     assert_outputs_close(ours, theirs)
 
 
@@ -160,6 +169,7 @@ def test_copies_pickles_and_switching_packing_off_keep_the_outputs(checkpoint_di
         pickled = pickle.loads(pickle.dumps(model))
         for other in (copied, pickled):
             assert all(getattr(m, "packed", None) is None for m in other.modules())
+            assert all(m.joined.packed is None for m in other.modules() if hasattr(m, "joined"))
             other(**inputs)
             torch.testing.assert_close(other(**inputs).logits, expected, rtol=0, atol=0)  # packed again
         keys = list(model.state_dict())
@@ -185,3 +195,110 @@ def test_packing_stays_as_chosen_through_float32_products_and_a_resized_vocabula
     model.set_float32_matmuls(True)
     model.set_float32_matmuls(False)
     assert all(type(m) is PackedLinear for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def projections(widths=(40, 40, 24), bias: bool = True) -> list[PackedLinear]:
+    """Layers reading one 48-wide input, as attention's query, key and value do."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(48, width, bias=bias) for width in widths]
+    for layer in layers:
+        layer.__class__ = PackedLinear
+    return layers
+
+
+def each_alone(layers: list[nn.Linear], x: torch.Tensor) -> list[torch.Tensor]:
+    return [F.linear(x, layer.weight, layer.bias) for layer in layers]
+
+
+@pytest.mark.parametrize("thread_count", [1, 2])
+@pytest.mark.parametrize("rows", [1, 16, 64, 1024, 1500])
+@pytest.mark.parametrize("bias", [True, False])
+def test_joined_projections_give_each_layers_own_output_from_one_packed_product(thread_count, rows, bias, threads):
+    threads(thread_count)
+    layers, joined = projections(bias=bias), JoinedLinear()
+    x = torch.randn(2, rows, 48)
+    with torch.no_grad():
+        first = joined(layers, x)
+        assert joined.packed is None  # a first call runs each layer: nothing packed for a one-off call
+        outputs = joined(layers, x)
+    for out, expected in zip(outputs, each_alone(layers, x), strict=True):
+        assert out.shape == expected.shape
+        torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(first, each_alone(layers, x), strict=True))
+    kernel = "mkl" if MKL and (thread_count == 1 or rows * 2 >= 32) else "onednn"  # 104 wide: two threads, MKL
+    if thread_count == 2 and not (MKL and rows * 2 >= 32) and rows * 2 > 512:
+        assert joined.packed is None  # F.linear's rows: each layer as usual
+    else:
+        assert set(joined.packed) == {kernel}
+    assert all(layer.packed is None for layer in layers)  # the joined copy stands in for theirs
+
+
+def test_a_hook_on_a_projection_sees_its_own_call(threads):
+    """A forward hook (activation patching, feature capture) must see and may replace a layer's output."""
+    layers, joined = projections(), JoinedLinear()
+    x = torch.randn(5, 48)
+    seen = []
+    handle = layers[1].register_forward_hook(lambda module, inputs, output: seen.append(output) or output * 0)
+    with torch.no_grad():
+        joined(layers, x)
+        outputs = joined(layers, x)
+    assert len(seen) == 2 and torch.equal(outputs[1], torch.zeros(5, 40))
+    torch.testing.assert_close(outputs[0], each_alone(layers, x)[0], rtol=1e-6, atol=1e-6)
+    handle.remove()
+    everywhere = nn.modules.module.register_module_forward_pre_hook(lambda module, inputs: seen.append(module))
+    try:
+        with torch.no_grad():
+            joined(layers, x)
+    finally:
+        everywhere.remove()
+    assert seen[2:] == layers  # a global hook sees every layer's call too
+    with torch.no_grad():
+        joined(layers, x), joined(layers, x)
+    assert joined.packed is not None  # no hook left: one product (from the second call the product could take)
+
+
+def test_the_joined_copy_follows_every_change_to_the_weights_and_biases():
+    layers, joined = projections(), JoinedLinear()
+    x = torch.randn(7, 48)
+
+    def check() -> None:
+        with torch.no_grad():
+            joined(layers, x)
+            outputs = joined(layers, x)
+        assert joined.packed is not None
+        for out, expected in zip(outputs, each_alone(layers, x), strict=True):
+            torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+
+    check()
+    with torch.no_grad():
+        layers[2].weight.mul_(2)  # in place, one of the three: an optimizer step
+    check()
+    with torch.no_grad():
+        layers[0].bias.add_(1)
+    check()
+    layers[1].load_state_dict({"weight": torch.randn(40, 48), "bias": torch.randn(40)})
+    check()
+    layers[1].weight = nn.Parameter(torch.randn(40, 48))
+    check()
+
+
+def test_joined_projections_train_as_separate_layers_and_mixed_classes_stay_apart():
+    layers, joined = projections(), JoinedLinear()
+    joined.warm = True  # as after a first call: only training keeps the layers apart
+    plain = copy.deepcopy(layers)
+    for layer in plain:
+        layer.__class__ = nn.Linear
+    x = torch.randn(6, 48)
+    sum(out.square().sum() for out in joined(layers, x)).backward()
+    sum(out.square().sum() for out in each_alone(plain, x)).backward()
+    assert joined.packed is None
+    for ours, theirs in zip(layers, plain, strict=True):
+        assert torch.equal(ours.weight.grad, theirs.weight.grad) and torch.equal(ours.bias.grad, theirs.bias.grad)
+    with torch.no_grad():
+        joined(layers, x)
+    assert joined.packed is not None
+    layers[0].__class__ = nn.Linear  # e.g. packing turned off, or int8 layers in their place
+    with torch.no_grad():
+        outputs = joined(layers, x)
+    assert joined.packed is None  # the joined copy is not kept for layers it no longer serves
+    torch.testing.assert_close(outputs, each_alone(layers, x))
