@@ -1,4 +1,4 @@
-"""Two ``nn.Linear`` variants with the same parameters and state-dict keys, for speed on the CPU.
+"""``nn.Linear`` variants with the same parameters and state-dict keys, and a joined product, for speed on the CPU.
 
 ``PackedLinear`` is what every model's plain ``nn.Linear`` layers become (``PreTrainedModel.post_init``).
 A matrix-product kernel reads its weight in blocks laid out for its registers; ``F.linear`` lays
@@ -17,13 +17,14 @@ bert-base's 72 weights in turn so that each comes from memory as in a forward (G
   multiples of the 1,024 rows it packs for (full batches such as 8 x 128 or 4 x 256: 1.05-1.12x the
   products, 0.92-0.96x the forward at 1,024-2,048 rows, 0.96-0.99x at 4,096) and slower between them,
   and faster on weights at least twice as wide as deep from 32 rows on (``--by-shape``: bert-base's
-  768 -> 3,072 at 128 rows 314 GFLOP/s against oneDNN's 272, the joined 768 -> 2,304 301 against 268,
-  where oneDNN's is the faster on 768 -> 768, 232 against 151);
+  768 -> 3,072 at 128 rows 296 GFLOP/s against oneDNN's 268, the joined 768 -> 2,304 292 against 264,
+  where oneDNN's is the faster on 768 -> 768, 234 against 150);
 - bfloat16: oneDNN's at any number of rows, 1.2-1.5x.
 
 ``JoinedLinear`` multiplies attention's query, key and value as one product, their weights joined
-in one packed copy: one call for three, on the wide weight that the kernels run the faster (bert-base
-forward, ``--forward 1x16 1x128 --without joined``: 0.95x the time at two threads, 0.99x at one).
+in one packed copy: one call for three, on a wide weight, which the kernels run the faster (bert-base
+forward, ``--forward 1x16 1x128 --without joined``: 0.96x and 0.99x the time at one thread, 0.96x
+and 0.95x at two).
 
 The cost is memory: each packed copy is as large as the weight, made on a layer's second packable
 call (the first runs ``F.linear``: a one-off call does not wait for packing) and remade whenever
@@ -192,26 +193,29 @@ class JoinedLinear:
     @staticmethod
     def kernel(layers: list[nn.Linear], x: Tensor) -> Kernel | None:
         """The packed product the joined call takes, or None where the layers must be called one by one."""
-        if len(layers) < 2:
+        if not joinable(layers):
             return None
-        if any(layer._forward_hooks or layer._forward_pre_hooks for layer in layers):
-            return None
-        if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
-            return None
-        first = layers[0].weight
-        if any(
-            layer.weight.dtype != first.dtype
-            or layer.weight.device != first.device
-            or layer.in_features != layers[0].in_features
-            or (layer.bias is None) != (layers[0].bias is None)
-            for layer in layers
-        ):
-            return None
-        return kernel_for(x, first, sum(layer.out_features for layer in layers))
+        return kernel_for(x, layers[0].weight, sum(layer.out_features for layer in layers))
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies and pickles leave the joined copy behind; it is remade on use."""
         return {"packed": None}
+
+
+def joinable(layers: list[nn.Module]) -> bool:
+    """Whether ``layers`` (of one class) can be multiplied as one: the same inputs, weights of one dtype
+    and device, all with a bias or none, and no hook, which must see each layer's own call."""
+    if len(layers) < 2 or nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+        return False
+    first = layers[0]
+    return all(
+        not (layer._forward_hooks or layer._forward_pre_hooks)
+        and layer.weight.dtype == first.weight.dtype
+        and layer.weight.device == first.weight.device
+        and layer.in_features == first.in_features
+        and (layer.bias is None) == (first.bias is None)
+        for layer in layers
+    )
 
 
 def version_of(tensor: Tensor) -> int:

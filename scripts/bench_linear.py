@@ -74,21 +74,24 @@ def kernels(rows: int, dtype: torch.dtype, shapes: list[tuple[int, int]]) -> dic
     return runs
 
 
+def each_alone(joined: object, layers: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    """A ``JoinedLinear.__call__`` that calls each layer on its own: the joined product turned off."""
+    return [layer(x) for layer in layers]
+
+
 def forward_with_and_without(shape: str, rounds: int, without: str) -> None:
     """bert-base's forward as minibert chooses its kernels, and without the choice ``without``."""
     batch, length = (int(n) for n in shape.split("x"))
     torch.manual_seed(0)
     model = minibert.BertModel(minibert.BertConfig()).eval()
     ids = torch.randint(1000, 20000, (batch, length))
-    chosen = {
-        "mkl": linear.MKL_BLOCKS_THREADS,
-        "wide": linear.MKL_WIDE_ROWS,
-        "joined": linear.JoinedLinear.__dict__["kernel"],
-    }
-    changed = {"mkl": 0, "wide": sys.maxsize, "joined": staticmethod(lambda layers, x: None)}
-    owner = linear.JoinedLinear if without == "joined" else linear
-    name = "kernel" if without == "joined" else {"mkl": "MKL_BLOCKS_THREADS", "wide": "MKL_WIDE_ROWS"}[without]
-    settings = {"as chosen": chosen[without], "without": changed[without]}
+    if without == "joined":  # each layer called on its own
+        owner, name = linear.JoinedLinear, "__call__"
+        changed: object = each_alone
+    else:
+        owner, name = linear, {"mkl": "MKL_BLOCKS_THREADS", "wide": "MKL_WIDE_ROWS"}[without]
+        changed = {"mkl": 0, "wide": sys.maxsize}[without]
+    settings = {"as chosen": vars(owner)[name], "without": changed}
     times: dict[str, list[float]] = {key: [] for key in settings}
     with torch.inference_mode():
         outputs = {}
@@ -101,7 +104,7 @@ def forward_with_and_without(shape: str, rounds: int, without: str) -> None:
                 start = time.perf_counter()
                 model(input_ids=ids)
                 times[key].append(time.perf_counter() - start)
-    setattr(owner, name, chosen[without])
+    setattr(owner, name, settings["as chosen"])
     ratio = statistics.median(a / b for a, b in zip(times["as chosen"], times["without"], strict=True))
     difference = float((outputs["as chosen"] - outputs["without"]).abs().max())
     print(
@@ -142,7 +145,9 @@ def main() -> None:
                 forward_with_and_without(shape, args.rounds, args.without)
             continue
         print(f"\n{threads} thread(s), GFLOP/s (best of {args.rounds} alternated rounds)\n")
-        tables = [(f"{k} -> {n}", [(k, n)]) for k, n in BY_SHAPE] if args.by_shape else [("all", SHAPES)]
+        layer = sum(k * n for k, n in SHAPES)  # each shape as many times as fills bert-base's weights: streamed
+        tables = [(f"{k} -> {n}", [(k, n)] * (layer // (k * n))) for k, n in BY_SHAPE] if args.by_shape else []
+        tables = tables or [("all", SHAPES)]
         for rows in args.rows:
             for name, shapes in tables:
                 runs = kernels(rows, dtype, shapes)
