@@ -16,7 +16,7 @@ bert-base's 72 weights in turn so that each comes from memory as in a forward (G
   and ``F.linear`` is as fast on more rows, except that at two threads MKL's is faster on whole
   multiples of the 1,024 rows it packs for (full batches such as 8 x 128 or 4 x 256: 1.05-1.12x the
   products, 0.92-0.96x the forward at 1,024-2,048 rows, 0.96-0.99x at 4,096) and slower between them,
-  and faster on weights at least twice as wide as deep from 32 rows on (``--by-shape``: bert-base's
+  and faster on weights at least twice as wide as deep on 32-512 rows (``--by-shape``: bert-base's
   768 -> 3,072 at 128 rows 296 GFLOP/s against oneDNN's 268, the joined 768 -> 2,304 292 against 264,
   where oneDNN's is the faster on 768 -> 768, 234 against 150);
 - bfloat16: oneDNN's at any number of rows, 1.2-1.5x.
@@ -29,8 +29,8 @@ and 0.95x at two).
 The cost is memory: each packed copy is as large as the weight, made on a layer's second packable
 call (the first runs ``F.linear``: a one-off call does not wait for packing) and remade whenever
 the weight changes. A layer keeps one copy per kernel it has used, so a two-thread process that
-runs both short inputs and full batches holds two (as does one whose thread count changed: a copy
-stays until the weight changes).
+meets inputs of different sizes (few rows, more rows on wide weights, full batches) holds two (as
+does one whose thread count changed: a copy stays until the weight changes).
 ``set_weight_packing(False)`` turns it off. Autograd, tracing and ``torch.compile`` never see it.
 
 ``Float32Linear`` multiplies bf16 or fp16 weights in float32 (``set_float32_matmuls``).
@@ -49,7 +49,7 @@ from torch import Tensor, nn
 ONEDNN_FLOAT32_ROWS = range(2, 513)  # rows (tokens) where oneDNN's packed float32 product is the faster
 MKL_PACKED_FOR = 1024  # rows MKL packs a weight for; it multiplies any number of rows with it
 MKL_BLOCKS_THREADS = 2  # the thread count at which MKL's product is measured faster on multiples of MKL_PACKED_FOR
-MKL_WIDE_ROWS = 32  # ...and, from this many rows, on weights at least twice as wide (outputs) as deep (inputs)
+MKL_WIDE_ROWS = range(32, 513)  # ...and on these rows, on weights at least twice as wide (outputs) as deep (inputs)
 
 # Which packed products this PyTorch has (x86 builds have both; other builds keep F.linear).
 ONEDNN = (
@@ -69,14 +69,16 @@ PackedCopies = dict[Kernel, tuple[tuple[tuple[Any, int, int], ...], Tensor]]
 def kernel_for(x: Tensor, weight: Tensor, out_features: int) -> Kernel | None:
     """The packed product a call on ``x`` takes, if any: CPU inference, outside tracing, where it is faster.
 
-    ``weight`` gives the dtype and the inputs; ``out_features`` is the width of the product, which for
-    joined weights (``JoinedLinear``) is more than ``weight``'s.
+    ``weight`` gives the dtype and ``in_features``; ``out_features`` is the width of the product, which
+    for joined weights (``JoinedLinear``) is more than ``weight``'s.
     """
     if torch.jit.is_tracing() or torch.compiler.is_compiling() or not torch.backends.mkldnn.enabled:
         return None
     if not ONEDNN or torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != weight.dtype:
         return None
     if x.numel() == 0 or weight.numel() == 0:  # e.g. every head of a layer pruned
+        return None
+    if x.shape[-1] != weight.shape[1]:  # F.linear says so; the packed kernels would not
         return None
     if x.dtype == torch.bfloat16:
         return "onednn" if ONEDNN_BFLOAT16 else None
@@ -85,7 +87,7 @@ def kernel_for(x: Tensor, weight: Tensor, out_features: int) -> Kernel | None:
     threads, rows = torch.get_num_threads(), x.shape[:-1].numel()
     if MKL and threads == 1:
         return "mkl"
-    wide = out_features >= 2 * weight.shape[1] and rows >= MKL_WIDE_ROWS
+    wide = out_features >= 2 * weight.shape[1] and rows in MKL_WIDE_ROWS
     if MKL and threads == MKL_BLOCKS_THREADS and (rows % MKL_PACKED_FOR == 0 or wide):
         return "mkl"
     return "onednn" if rows in ONEDNN_FLOAT32_ROWS else None
@@ -115,11 +117,11 @@ def is_current(state: tuple[tuple[Any, int, int], ...], weights: list[Tensor]) -
     )
 
 
-def packed_product(x: Tensor, kernel: Kernel, packed: Tensor, bias: Tensor | None, shape: Tensor) -> Tensor:
-    """``x @ W.T + bias`` with ``W`` packed for ``kernel``; ``shape`` is ``W`` or any tensor of its shape (MKL's
+def packed_product(x: Tensor, kernel: Kernel, packed: Tensor, bias: Tensor | None, like: Tensor) -> Tensor:
+    """``x @ W.T + bias`` with ``W`` packed for ``kernel``; ``like`` is ``W`` or any tensor of its shape (MKL's
     product reads only the shape of the unpacked weight it is given)."""
     if kernel == "mkl":
-        return torch.ops.mkl._mkl_linear(x, packed, shape, bias, x.shape[:-1].numel())
+        return torch.ops.mkl._mkl_linear(x, packed, like, bias, x.shape[:-1].numel())
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
@@ -162,10 +164,12 @@ class JoinedLinear:
     At inference on the CPU, one product with their weights' rows joined in one packed copy instead of
     one per layer: one call instead of three, and a product three times as wide, which the kernels run
     faster (bert-base, 2 threads: 1.2-1.3x at 16-128 rows, ``scripts/bench_linear.py --by-shape``). Each
-    output is the same dot product as the layer's own. The outputs are views of the joined product's
-    columns. Where a layer has a hook (which must see its own call), or the packed path does not apply
-    (training, tracing, another device or class), each layer is called as usual. The joined copy
-    replaces the layers' own, and follows every change to their weights as theirs does.
+    output is the same dot product as the layer's own, within float rounding (to the bit where both
+    take the same kernel); the outputs are views of the joined product's columns. Where a layer has a
+    hook (which must see its own call), or the packed path does not apply (training, tracing, another
+    device or class), each layer is called as usual. The joined copy replaces the layers' own (unless a
+    layer is also called alone: DeBERTa's query and key on its relative positions), and follows every
+    change to their weights that PyTorch counts (not one made through ``.data``).
     """
 
     warm = False  # whether these layers had a call the joined product could take
@@ -179,16 +183,22 @@ class JoinedLinear:
             self.packed = None  # a copy of weights no longer multiplied here would only hold memory
             return [layer(x) for layer in layers]
         kernel = self.kernel(layers, x)
+        weights = [layer.weight for layer in layers]
         if kernel is None or not self.warm:  # a first call runs each layer: a one-off call never packs
             self.warm = self.warm or kernel is not None
+            if self.packed and not any(is_current(state, weights) for state, _ in self.packed.values()):
+                self.packed = None  # of weights since moved (another device, dtype) or replaced
             return [layer(x) for layer in layers]
-        weights = [layer.weight for layer in layers]
-        self.packed, packed = packed_copy(self.packed, weights, kernel)
+        copies, packed = packed_copy(self.packed, weights, kernel)
+        if copies is not self.packed:  # packed now: copies the layers made alone (a hook kept them apart) go
+            for layer in layers:
+                layer.packed = None
+        self.packed = copies
         biases = [layer.bias for layer in layers]
         bias = None if biases[0] is None else torch.cat(biases)  # (sum N,): read anew, so changes show
         widths = [layer.out_features for layer in layers]
-        shape = x.new_empty(()).expand(sum(widths), x.shape[-1])  # the joined weight's shape, no memory
-        return list(packed_product(x, kernel, packed, bias, shape).split(widths, dim=-1))
+        like = x.new_empty(()).expand(sum(widths), layers[0].in_features)  # the joined weight's shape, no memory
+        return list(packed_product(x, kernel, packed, bias, like).split(widths, dim=-1))
 
     @staticmethod
     def kernel(layers: list[nn.Linear], x: Tensor) -> Kernel | None:
@@ -238,3 +248,11 @@ def set_linear_class(model: nn.Module, old: tuple[type[nn.Linear], ...], new: ty
             module.__dict__.pop("packed", None)
             module.__dict__.pop("warm", None)
             module.__class__ = new
+    drop_joined_copies(model)
+
+
+def drop_joined_copies(model: nn.Module) -> None:
+    """Free every ``JoinedLinear``'s copy in ``model`` now, when its layers change class (packing off, int8)."""
+    for module in model.modules():
+        if isinstance(getattr(module, "joined", None), JoinedLinear):
+            module.joined = type(module.joined)()

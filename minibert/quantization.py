@@ -57,7 +57,7 @@ from typing import Any, Self
 import torch
 from torch import Tensor, nn
 
-from minibert.linear import PackedLinear
+from minibert.linear import PackedLinear, drop_joined_copies
 from minibert.pretrained import PreTrainedModel
 
 # Symmetric int8: values in [-127, 127], so that zero is exact and -128 never appears.
@@ -240,6 +240,7 @@ def quantize(model: PreTrainedModel, skip: Iterable[str] = ()) -> PreTrainedMode
             sibling = shared.setdefault((name.rpartition(".")[0], linear.in_features), SharedInput())
             done[linear] = Int8Linear(linear, sibling)
         model.set_submodule(name, done[linear])
+    drop_joined_copies(model)  # query, key and value are Int8Linear now: their float copy is of no use
     model.is_quantized = True  # transformers' name for it; save_pretrained refuses such a model
     return model
 

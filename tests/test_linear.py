@@ -50,13 +50,16 @@ def test_float32_products_equal_f_linear_and_take_the_kernel_measured_fastest(
         first, out = layer(x), layer(x)
     assert torch.equal(first, F.linear(x, layer.weight, layer.bias))  # a layer's first call never packs
     torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-6, atol=1e-6)
-    kernels = set(layer.packed or {})
-    if thread_count == 1:  # MKL's at any number of rows
-        assert kernels == {"mkl"}
-    elif MKL and (rows % 1024 == 0 or (out_features >= 2 * 48 and rows >= 32)):
-        assert kernels == {"mkl"}  # on whole multiples of the 1,024 rows it packs for, and on wide weights
-    else:  # oneDNN's on few rows, F.linear on more
-        assert kernels == ({"onednn"} if 2 <= rows <= 512 else set())
+    assert set(layer.packed or {}) == expected_kernels(thread_count, rows, wide=out_features >= 2 * 48)
+
+
+def expected_kernels(threads: int, rows: int, wide: bool) -> set[str]:
+    """The kernel measured fastest (minibert.linear), as the set of packed copies a layer then keeps."""
+    if threads == 1 and MKL:  # MKL's at any number of rows
+        return {"mkl"}
+    if threads == 2 and MKL and (rows % 1024 == 0 or (wide and 32 <= rows <= 512)):
+        return {"mkl"}  # on whole multiples of the 1,024 rows it packs for, and on wide weights
+    return {"onednn"} if 2 <= rows <= 512 else set()  # oneDNN's on few rows, F.linear on more
 
 
 def test_a_layer_keeps_a_packed_copy_per_kernel_so_that_alternating_inputs_never_repack(threads):
@@ -175,6 +178,7 @@ def test_copies_pickles_and_switching_packing_off_keep_the_outputs(checkpoint_di
         keys = list(model.state_dict())
         model.set_weight_packing(False)
         assert not any(isinstance(m, PackedLinear) for m in model.modules())
+        assert all(m.joined.packed is None for m in model.modules() if hasattr(m, "joined"))  # freed at once
         torch.testing.assert_close(model(**inputs).logits, expected)
         model.set_weight_packing(True)
         assert list(model.state_dict()) == keys
@@ -211,11 +215,14 @@ def each_alone(layers: list[nn.Linear], x: torch.Tensor) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("thread_count", [1, 2])
-@pytest.mark.parametrize("rows", [1, 16, 64, 1024, 1500])
+@pytest.mark.parametrize("rows", [1, 16, 64, 200, 512, 1500])
 @pytest.mark.parametrize("bias", [True, False])
-def test_joined_projections_give_each_layers_own_output_from_one_packed_product(thread_count, rows, bias, threads):
+@pytest.mark.parametrize("widths", [(40, 40, 24), (8, 8, 8)])
+def test_joined_projections_give_each_layers_own_output_from_one_packed_product(
+    thread_count, rows, bias, widths, threads
+):
     threads(thread_count)
-    layers, joined = projections(bias=bias), JoinedLinear()
+    layers, joined = projections(widths, bias=bias), JoinedLinear()
     x = torch.randn(2, rows, 48)
     with torch.no_grad():
         first = joined(layers, x)
@@ -225,11 +232,8 @@ def test_joined_projections_give_each_layers_own_output_from_one_packed_product(
         assert out.shape == expected.shape
         torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(first, each_alone(layers, x), strict=True))
-    kernel = "mkl" if MKL and (thread_count == 1 or rows * 2 >= 32) else "onednn"  # 104 wide: two threads, MKL
-    if thread_count == 2 and not (MKL and rows * 2 >= 32) and rows * 2 > 512:
-        assert joined.packed is None  # F.linear's rows: each layer as usual
-    else:
-        assert set(joined.packed) == {kernel}
+    expected = expected_kernels(thread_count, 2 * rows, wide=sum(widths) >= 2 * 48)  # the joined weight's
+    assert set(joined.packed or {}) == expected  # none: F.linear's rows, each layer as usual
     assert all(layer.packed is None for layer in layers)  # the joined copy stands in for theirs
 
 
@@ -255,6 +259,7 @@ def test_a_hook_on_a_projection_sees_its_own_call(threads):
     with torch.no_grad():
         joined(layers, x), joined(layers, x)
     assert joined.packed is not None  # no hook left: one product (from the second call the product could take)
+    assert all(layer.packed is None for layer in layers)  # the copies they made while hooked are dropped
 
 
 def test_the_joined_copy_follows_every_change_to_the_weights_and_biases():
@@ -302,3 +307,14 @@ def test_joined_projections_train_as_separate_layers_and_mixed_classes_stay_apar
         outputs = joined(layers, x)
     assert joined.packed is None  # the joined copy is not kept for layers it no longer serves
     torch.testing.assert_close(outputs, each_alone(layers, x))
+
+
+def test_an_input_of_the_wrong_width_gets_f_linears_error_not_a_packed_kernels_garbage():
+    layer, layers, joined = packed_layer(), projections(), JoinedLinear()
+    x = torch.randn(4, 47)  # the layers take 48
+    with torch.no_grad():
+        for _ in range(2):  # the second call would take the packed product
+            with pytest.raises(RuntimeError, match="cannot be multiplied"):
+                layer(x)
+            with pytest.raises(RuntimeError, match="cannot be multiplied"):
+                joined(layers, x)
