@@ -162,8 +162,11 @@ class PreTrainedModel(nn.Module):
         fields before the model is built, e.g. ``num_labels=5`` or ``output_hidden_states=True``.
         The outcome for every tensor is in ``model.load_report``; ``output_loading_info=True``
         also returns transformers' summary of it (missing, unexpected and mismatched keys).
-        ``trust_remote_code`` is accepted, so that calls written for transformers run unchanged,
-        and means nothing: minibert reads remote-code checkpoints natively and never runs their code.
+        Overrides that are arguments of the class itself go to it instead, as in transformers:
+        ``BertModel.from_pretrained(path, add_pooling_layer=False)`` builds no pooler, and reports the
+        checkpoint's pooler weights as unused. ``trust_remote_code`` is accepted, so that calls written
+        for transformers run unchanged, and means nothing: minibert reads remote-code checkpoints
+        natively and never runs their code.
         """
         if torch_dtype is not None:
             if dtype is not None:
@@ -209,6 +212,7 @@ class PreTrainedModel(nn.Module):
         the load plan. ``strict=False`` reports what ``from_pretrained`` would refuse.
         """
         where = {"revision": revision, "cache_dir": cache_dir}
+        arguments = {name: config_overrides.pop(name) for name in cls.model_arguments() & config_overrides.keys()}
         if pretrained_model_name_or_path is None and (config is None or state_dict is None):
             raise ValueError("from_pretrained(None, ...) needs both config= and state_dict=")
         if config is None:
@@ -222,7 +226,7 @@ class PreTrainedModel(nn.Module):
             checkpoint = Checkpoint.from_state_dict(state_dict)
         config = cls.config_for_checkpoint(config, checkpoint)
         with torch.device("meta"):
-            model = cls(config)
+            model = cls(config, **arguments)
         tied = model.tied_weights()
         report = plan_load(
             checkpoint,
@@ -237,6 +241,11 @@ class PreTrainedModel(nn.Module):
         )
         report.config_renames = list(config.renamed_fields)
         return model, checkpoint, report
+
+    @classmethod
+    def model_arguments(cls) -> set[str]:
+        """The arguments of the class besides its config that ``from_pretrained`` passes on (``add_pooling_layer``)."""
+        return set(inspect.signature(cls.__init__).parameters) - {"self", "config", "init_weights"}
 
     @classmethod
     def config_for_checkpoint(cls, config: EncoderConfig, checkpoint: Checkpoint) -> EncoderConfig:

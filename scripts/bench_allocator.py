@@ -1,23 +1,26 @@
-"""What keeping freed memory (minibert.allocator) buys: forwards with and without it, each in processes of its own.
+"""What minibert.allocator's process settings buy: forwards with and without one, each in processes of its own.
 
-The setting is the whole process's, and glibc's own raising of its mmap threshold cannot be turned
-back on once set, so each measurement runs in a fresh Python process: with minibert's default (the
-model's first call sets it), or with ``minibert.set_memory_reuse(False)`` before that call. The two
-alternate round by round. Each process times a workload's calls after two warm-up calls and reports
-the median, the minor page faults per call (fresh pages the kernel had to zero) and the process's
-resident memory at the end (each figure: kept / given back).
+``--setting memory-reuse`` (the default): keeping freed memory, on as minibert sets it at a model's
+first call, off with ``minibert.set_memory_reuse(False)`` before that call. ``--setting huge-pages``:
+large tensors in huge pages, on as importing minibert asks, off with ``THP_MEM_ALLOC_ENABLE=0`` in
+the environment. Each setting is the whole process's and cannot be undone in it (glibc's own raising
+of its mmap threshold, PyTorch's reading of its switch), so each measurement runs in a fresh Python
+process, on and off alternating round by round. Each process times a workload's calls after two
+warm-up calls and reports the median, the minor page faults per call (fresh pages the kernel had to
+zero) and the process's resident memory at the end (each figure: on / off).
 
 Workloads: bert-base (``BertConfig()``, random weights) on 8 x 128 tokens, on 32 texts of 16-128
 tokens padded to the longest, and on 1 x 16; all-MiniLM-L6-v2 ``SentenceEncoder.encode`` of 1,000
 real texts, batch 32.
 
-Run: .venv/bin/python scripts/bench_allocator.py [--threads 1] [--rounds 3]
+Run: .venv/bin/python scripts/bench_allocator.py [--setting huge-pages] [--threads 1] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -32,7 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_encode import cpu_name, embedding_texts, padded
 
 import minibert
+from minibert.allocator import HUGE_PAGES_SWITCH, huge_pages
 from minibert.cli import default_checkpoint
+
+SETTINGS = ("memory-reuse", "huge-pages")
 
 WORKLOADS = ("bert-base 8x128", "bert-base 32 x 16-128 padded", "bert-base 1x16", "MiniLM encode 1000 texts")
 CALLS = {"bert-base 8x128": 5, "bert-base 32 x 16-128 padded": 5, "bert-base 1x16": 30, "MiniLM encode 1000 texts": 3}
@@ -63,11 +69,13 @@ def workload(name: str) -> Callable[[], object]:
     return forward
 
 
-def child(name: str, reuse: bool, threads: int) -> None:
+def child(name: str, setting: str, on: bool, threads: int) -> None:
     """Time ``name`` in this process and print its figures as JSON."""
     torch.set_num_threads(threads)
-    if not reuse:
+    if setting == "memory-reuse" and not on:
         minibert.set_memory_reuse(False)
+    if setting == "huge-pages" and huge_pages() != on:
+        raise SystemExit(f"huge pages are {'off' if on else 'on'} in a process meant to have them {on}")
     run = workload(name)
     run()
     run()
@@ -83,36 +91,41 @@ def child(name: str, reuse: bool, threads: int) -> None:
     print(json.dumps({"seconds": statistics.median(seconds), "faults": statistics.median(faults), "rss": rss}))
 
 
-def measure(name: str, reuse: bool, threads: int) -> dict[str, float]:
-    command = [sys.executable, __file__, "--child", name, "--threads", str(threads)]
-    done = subprocess.run([*command, *([] if reuse else ["--no-reuse"])], capture_output=True, text=True, check=True)
+def measure(name: str, setting: str, on: bool, threads: int) -> dict[str, float]:
+    command = [sys.executable, __file__, "--child", name, "--setting", setting, "--threads", str(threads)]
+    environment = {**os.environ, HUGE_PAGES_SWITCH: "0" if setting == "huge-pages" and not on else "1"}
+    done = subprocess.run(
+        [*command, *([] if on else ["--off"])], capture_output=True, text=True, check=True, env=environment
+    )
     return json.loads(done.stdout.splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", choices=SETTINGS, default="memory-reuse")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--child", choices=WORKLOADS, help=argparse.SUPPRESS)
-    parser.add_argument("--no-reuse", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--off", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, not args.no_reuse, args.threads)
+        child(args.child, args.setting, not args.off, args.threads)
         return
     capability = torch.backends.cpu.get_cpu_capability()
     print(f"{cpu_name()} ({capability}), torch {torch.__version__}, {args.threads} thread(s)")
-    print(f"median of {args.rounds} rounds, the two settings alternating, each in a fresh process\n")
-    print("| workload | kept (default) | given back | ratio | page faults per call | RSS MiB |")
+    print(f"{args.setting}: median of {args.rounds} rounds, on and off alternating, each in a fresh process\n")
+    print("| workload | on (default) | off | ratio | page faults per call | RSS MiB |")
     print("|---|---|---|---|---|---|")
-    for name in WORKLOADS:
-        kept, given_back = [], []
+    for name in args.workloads:
+        runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
         for turn in range(args.rounds):
-            for reuse in (True, False) if turn % 2 == 0 else (False, True):
-                (kept if reuse else given_back).append(measure(name, reuse, args.threads))
-        ratio = statistics.median(a["seconds"] / b["seconds"] for a, b in zip(kept, given_back, strict=True))
-        ms = [statistics.median(run["seconds"] for run in runs) * 1e3 for runs in (kept, given_back)]
-        faults = [statistics.median(run["faults"] for run in runs) for runs in (kept, given_back)]
-        rss = [statistics.median(run["rss"] for run in runs) / 2**20 for runs in (kept, given_back)]
+            for on in (True, False) if turn % 2 == 0 else (False, True):
+                runs[on].append(measure(name, args.setting, on, args.threads))
+        ratio = statistics.median(a["seconds"] / b["seconds"] for a, b in zip(runs[True], runs[False], strict=True))
+        ms = [statistics.median(run["seconds"] for run in runs[on]) * 1e3 for on in (True, False)]
+        faults = [statistics.median(run["faults"] for run in runs[on]) for on in (True, False)]
+        rss = [statistics.median(run["rss"] for run in runs[on]) / 2**20 for on in (True, False)]
         print(
             f"| {name} | {ms[0]:.1f} ms | {ms[1]:.1f} ms | {ratio:.2f} | {faults[0]:.0f} / {faults[1]:.0f} "
             f"| {rss[0]:.0f} / {rss[1]:.0f} |",

@@ -53,6 +53,7 @@ from bench_encode import TOKENS, cpu_name, embedding_texts, padded
 from sentence_transformers import SentenceTransformer
 
 import minibert
+from minibert.allocator import huge_pages
 from minibert.cli import default_checkpoint
 from minibert.encoders import SentenceEncoder
 
@@ -333,10 +334,11 @@ def build_engines(
     folder: Path, files: dict[str, Path | str], threads: int, int8: bool
 ) -> tuple[dict[str, Engine | str], dict[str, str]]:
     """The engines of one table (fp32, or int8 next to the fp32 reference), or why each could not be built."""
-    reference = transformers.AutoModel.from_pretrained(folder).eval()
+    # No pooler: the tables time the token vectors, and the ONNX export leaves the unused pooler out too.
+    reference = transformers.AutoModel.from_pretrained(folder, add_pooling_layer=False).eval()
     built: dict[str, Callable[[], Engine]] = {REFERENCE: lambda: torch_engine(REFERENCE, reference)}
     how: dict[str, str] = {}
-    mini = minibert.AutoModel.from_pretrained(folder)
+    mini = minibert.AutoModel.from_pretrained(folder, add_pooling_layer=False)
     if int8:
 
         def minibert_int8_engine() -> Engine:
@@ -685,6 +687,8 @@ def machine(thread_counts: list[int]) -> list[str]:
         f"`{torch.backends.cpu.get_cpu_capability()}`; flags: {present}",
         f"- threads: {', '.join(map(str, thread_counts))} (every engine set to the same count)",
         f"- load average at the start: {os.getloadavg()[0]:.1f} (above 0 when other work shares the cores)",
+        f"- huge pages for large CPU tensors (`minibert.allocator`): {'on' if huge_pages() else 'off'}, "
+        "for every PyTorch engine here (they share the process)",
         f"- {versions}",
     ]
 

@@ -147,8 +147,7 @@ def main() -> None:
     print(f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), {args.threads} thread(s), ")
     print(f"torch {torch.__version__}, openvino {openvino.__version__}\n")
     folder = bert_base_folder(default_checkpoint() / "vocab.txt")
-    model = minibert.BertModel.from_pretrained(folder)
-    model.pooler = None  # as in the export, which gives the hidden states only
+    model = minibert.BertModel.from_pretrained(folder, add_pooling_layer=False)  # the export's: hidden states only
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "bert-base.onnx"
         export_onnx(folder, path)

@@ -1,10 +1,12 @@
 """minibert.allocator: after a model's first call, forwards reuse the memory the one before freed (glibc),
-and ``set_memory_reuse(False)`` leaves the C allocator as it was."""
+and ``set_memory_reuse(False)`` leaves the C allocator as it was; importing minibert asks for huge pages."""
 
+import json
 import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -37,6 +39,7 @@ def faults_per_late_forward(setting: str) -> float:
     the last 7 of 12, in a new process with minibert's default ("on") or with reuse turned off first."""
     environment = {name: value for name, value in os.environ.items() if not name.startswith("MALLOC_")}
     environment.pop("GLIBC_TUNABLES", None)
+    environment[allocator.HUGE_PAGES_SWITCH] = "0"  # a fault per 4 KiB page: huge pages would hide the count
     done = subprocess.run(
         [sys.executable, "-c", COUNT_FAULTS, setting], capture_output=True, text=True, check=True, env=environment
     )
@@ -147,3 +150,42 @@ def test_an_older_glibc_gets_the_largest_mmap_threshold_it_takes(monkeypatch):
         (allocator.M_MMAP_THRESHOLD, allocator.KEPT_BYTES),
         (allocator.M_MMAP_THRESHOLD, 32 << 20),
     ]
+
+
+# -- huge pages ---------------------------------------------------------------------------
+
+HUGE_PAGES_SYSFS = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+REPORT_PAGES = """
+import json, os, sys, torch
+if sys.argv[1] == "tensor first":
+    torch.ones(3)
+import minibert
+from minibert.allocator import huge_pages, mapping_of
+weight = torch.empty(4 << 20)  # 16 MiB, as large as a weight
+print(json.dumps({
+    "switch": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+    "asked": "hg" in mapping_of(weight.data_ptr()).get("VmFlags", "").split(),
+    "huge_pages": huge_pages(),
+}))
+"""
+
+
+def pages_in_a_new_process(switch: str | None, order: str = "minibert first") -> dict:
+    """How a fresh process's large tensors are paged, with THP_MEM_ALLOC_ENABLE set to ``switch`` (None: unset)."""
+    environment = {name: value for name, value in os.environ.items() if name != allocator.HUGE_PAGES_SWITCH}
+    if switch is not None:
+        environment[allocator.HUGE_PAGES_SWITCH] = switch
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT_PAGES, order], capture_output=True, text=True, check=True, env=environment
+    )
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(not HUGE_PAGES_SYSFS.is_file(), reason="a kernel without transparent huge pages")
+def test_importing_minibert_asks_for_huge_pages_for_large_tensors():
+    kernel_gives = "[never]" not in HUGE_PAGES_SYSFS.read_text()
+    default = pages_in_a_new_process(None)
+    assert default == {"switch": "1", "asked": True, "huge_pages": kernel_gives}
+    assert pages_in_a_new_process("0") == {"switch": "0", "asked": False, "huge_pages": False}  # the user's own say
+    # PyTorch reads its switch at the process's first CPU tensor: one made before minibert keeps 4 KiB pages.
+    assert pages_in_a_new_process(None, "tensor first") == {"switch": "1", "asked": False, "huge_pages": False}

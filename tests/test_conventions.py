@@ -102,6 +102,22 @@ def test_output_loading_info_is_transformers_dict(checkpoint_dir):
         assert info["mismatched_keys"] == expected_mismatched
 
 
+@pytest.mark.parametrize("auto", [False, True])
+def test_class_arguments_of_from_pretrained_build_the_model_as_in_transformers(auto, checkpoint_dir):
+    folder = checkpoint_dir("BertModel", "bert-a")
+    ours_loader = minibert.AutoModel if auto else minibert.BertModel
+    theirs, expected = transformers.BertModel.from_pretrained(folder, add_pooling_layer=False, output_loading_info=True)
+    ours, info = ours_loader.from_pretrained(folder, add_pooling_layer=False, output_loading_info=True)
+    assert ours.pooler is None and theirs.pooler is None
+    pooler = {"pooler.dense.weight", "pooler.dense.bias"}
+    assert set(info["unexpected_keys"]) == set(expected["unexpected_keys"]) == pooler
+    inputs = make_inputs("bert-a")
+    with torch.no_grad():
+        assert_outputs_close(ours(**inputs), theirs.eval()(**inputs))
+    with pytest.raises(minibert.ConfigError, match="add_pooling_layer"):  # a head has no pooler to leave out
+        minibert.BertForMaskedLM.from_pretrained(folder, add_pooling_layer=False)
+
+
 # -- output flags and return_dict ----------------------------------------------------------
 
 
