@@ -42,6 +42,7 @@ from minibert.bert import (
 )
 from minibert.config import EncoderConfig
 from minibert.errors import ConfigError
+from minibert.linear import linear_then
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, SOPPreTrainingOutput
 from minibert.pretrained import OutputFlags
 
@@ -132,7 +133,7 @@ class AlbertLayer(nn.Module):
         self, hidden_states: Tensor, mask: AttentionMask, output_attentions: bool = False
     ) -> tuple[Tensor, Tensor | None]:
         attended, probs = self.attention(hidden_states, mask, output_attentions)  # (B, T, H)
-        feed_forward = self.ffn_output(self.activation(self.ffn(attended)))  # (B, T, H)
+        feed_forward = self.ffn_output(linear_then(self.ffn, attended, self.activation))  # (B, T, H)
         return self.full_layer_layer_norm(feed_forward + attended), probs
 
 

@@ -31,7 +31,7 @@ from torch.utils.checkpoint import checkpoint
 from minibert.activations import ACTIVATIONS
 from minibert.config import BertConfig, EncoderConfig, RobertaConfig
 from minibert.errors import ConfigError, InputError, InputTypeError
-from minibert.linear import JoinedLinear
+from minibert.linear import JoinedLinear, linear_then
 from minibert.outputs import (
     BaseModelOutputWithPooling,
     LogitsOutput,
@@ -423,7 +423,7 @@ class Intermediate(nn.Module):
         self.activation = ACTIVATIONS[config.hidden_act]
 
     def forward(self, hidden_states: Tensor) -> Tensor:
-        return self.activation(self.dense(hidden_states))  # (B, T, intermediate_size)
+        return linear_then(self.dense, hidden_states, self.activation)  # (B, T, intermediate_size)
 
 
 class Layer(nn.Module):

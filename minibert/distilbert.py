@@ -48,6 +48,7 @@ from minibert.bert import (
 )
 from minibert.config import EncoderConfig, OwnNamesConfig, derived_field
 from minibert.errors import ConfigError
+from minibert.linear import linear_then
 from minibert.outputs import BaseModelOutputWithPooling, LogitsOutput, QuestionAnsweringModelOutput
 from minibert.pretrained import OutputFlags
 
@@ -216,7 +217,7 @@ class FFN(nn.Module):
         self.activation = ACTIVATIONS[config.activation]
 
     def forward(self, hidden_states: Tensor) -> Tensor:
-        return self.dropout(self.lin2(self.activation(self.lin1(hidden_states))))  # (B, T, H)
+        return self.dropout(self.lin2(linear_then(self.lin1, hidden_states, self.activation)))  # (B, T, H)
 
 
 class TransformerBlock(nn.Module):

@@ -14,11 +14,14 @@ same for every shape (at two threads MKL's is the faster on wide weights, oneDNN
 as minibert chooses and without one of its choices (``--without``): ``mkl``, MKL's product at two
 threads (on multiples of 1,024 rows and on wide weights: ``minibert.linear.MKL_BLOCKS_THREADS``);
 ``wide``, MKL's product on wide weights only (``MKL_WIDE_ROWS``); ``joined``, query, key and value
-as one product (``JoinedLinear``). It prints medians of alternated rounds, the median of the paired
-ratios, and the largest difference between the two outputs.
+as one product (``JoinedLinear``); ``fused-gelu``, GELU applied by oneDNN's product on small weights
+(``FUSED_GELU_MAX_BYTES``: with ``--model minilm``, all-MiniLM-L6-v2, since bert-base's weights are
+larger). It prints medians of alternated rounds, the median of the paired ratios, and the largest
+difference between the two outputs.
 
 Run: .venv/bin/python scripts/bench_linear.py [--threads 1 2] [--dtype float32|bfloat16] [--rounds 3]
-     [--rows 16 1024 1500] [--by-shape] [--forward 8x128 1x128 --without mkl|wide|joined]
+     [--rows 16 1024 1500] [--by-shape] [--forward 8x128 1x128 --without mkl|wide|joined|fused-gelu]
+     [--model bert-base|minilm]
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from minibert import linear
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_encode import cpu_name
+
+from minibert.cli import default_checkpoint
 
 SHAPES = [(768, 768)] * 4 + [(768, 3072), (3072, 768)]  # (in, out) of one bert-base layer
 ROWS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048)
@@ -79,18 +84,22 @@ def each_alone(joined: object, layers: list[torch.nn.Module], x: torch.Tensor) -
     return [layer(x) for layer in layers]
 
 
-def forward_with_and_without(shape: str, rounds: int, without: str) -> None:
-    """bert-base's forward as minibert chooses its kernels, and without the choice ``without``."""
+def forward_with_and_without(shape: str, rounds: int, without: str, model_name: str) -> None:
+    """A model's forward as minibert chooses its kernels, and without the choice ``without``."""
     batch, length = (int(n) for n in shape.split("x"))
     torch.manual_seed(0)
-    model = minibert.BertModel(minibert.BertConfig()).eval()
+    if model_name == "minilm":
+        model = minibert.BertModel.from_pretrained(default_checkpoint(), add_pooling_layer=False)
+    else:
+        model = minibert.BertModel(minibert.BertConfig(), add_pooling_layer=False).eval()
     ids = torch.randint(1000, 20000, (batch, length))
     if without == "joined":  # each layer called on its own
         owner, name = linear.JoinedLinear, "__call__"
         changed: object = each_alone
     else:
-        owner, name = linear, {"mkl": "MKL_BLOCKS_THREADS", "wide": "MKL_WIDE_ROWS"}[without]
-        changed = {"mkl": 0, "wide": sys.maxsize}[without]
+        names = {"mkl": "MKL_BLOCKS_THREADS", "wide": "MKL_WIDE_ROWS", "fused-gelu": "FUSED_GELU_MAX_BYTES"}
+        owner, name = linear, names[without]
+        changed = {"mkl": 0, "wide": sys.maxsize, "fused-gelu": 0}[without]
     settings = {"as chosen": vars(owner)[name], "without": changed}
     times: dict[str, list[float]] = {key: [] for key in settings}
     with torch.inference_mode():
@@ -131,18 +140,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=list(ROWS), help="row counts of the kernel table")
     parser.add_argument("--by-shape", action="store_true", help="float32 GFLOP/s per weight shape instead")
     parser.add_argument("--forward", nargs="+", metavar="BxL", help="time bert-base's forward instead")
-    parser.add_argument("--without", choices=("mkl", "wide", "joined"), default="mkl", help="see above")
+    parser.add_argument("--without", choices=("mkl", "wide", "joined", "fused-gelu"), default="mkl", help="see above")
+    parser.add_argument("--model", choices=("bert-base", "minilm"), default="bert-base", help="for --forward")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     print(f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}, {args.dtype}")
     for threads in args.threads:
         torch.set_num_threads(threads)
         if args.forward:
-            print(f"\nbert-base forward, {threads} thread(s), {args.rounds} alternated rounds\n")
+            print(f"\n{args.model} forward, {threads} thread(s), {args.rounds} alternated rounds\n")
             print(f"| batch x length | as chosen | without {args.without} | paired ratio | max difference |")
             print("|---|---|---|---|---|")
             for shape in args.forward:
-                forward_with_and_without(shape, args.rounds, args.without)
+                forward_with_and_without(shape, args.rounds, args.without, args.model)
             continue
         print(f"\n{threads} thread(s), GFLOP/s (best of {args.rounds} alternated rounds)\n")
         layer = sum(k * n for k, n in SHAPES)  # each shape as many times as fills bert-base's weights: streamed

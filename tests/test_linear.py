@@ -1,5 +1,6 @@
 """PackedLinear: inference on the CPU multiplies with a packed copy of the weight, and gives F.linear's
-results; the copy follows every change to the weight, and training, tracing and copies never see it."""
+results; the copy follows every change to the weight, and training, tracing and copies never see it.
+JoinedLinear multiplies several layers as one; linear_then lets oneDNN's product apply GELU."""
 
 import copy
 import pickle
@@ -10,7 +11,8 @@ import torch.nn.functional as F
 from conftest import assert_outputs_close, inputs_for, ours_class
 from torch import nn
 
-from minibert.linear import MKL, ONEDNN, ONEDNN_BFLOAT16, JoinedLinear, PackedLinear
+from minibert import linear
+from minibert.linear import MKL, ONEDNN, ONEDNN_BFLOAT16, JoinedLinear, PackedLinear, linear_then
 
 pytestmark = pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN packed linear (not x86)")
 
@@ -318,3 +320,45 @@ def test_an_input_of_the_wrong_width_gets_f_linears_error_not_a_packed_kernels_g
                 layer(x)
             with pytest.raises(RuntimeError, match="cannot be multiplied"):
                 joined(layers, x)
+
+
+# -- a product then GELU -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("thread_count", [1, 2])
+@pytest.mark.parametrize("rows", [1, 16, 700, 2048])
+def test_gelu_applied_by_the_product_gives_the_product_then_gelu(thread_count, rows, threads):
+    threads(thread_count)
+    layer = packed_layer(out_features=96)
+    x = torch.randn(rows, 48)
+    expected = F.gelu(F.linear(x, layer.weight, layer.bias))
+    with torch.no_grad():
+        outputs = [linear_then(layer, x, F.gelu) for _ in range(2)]  # the second takes oneDNN's product
+        relu, product = linear_then(layer, x, F.relu), layer(x)
+        packable = linear.kernel_for(x, layer.weight, layer.out_features) is not None
+    assert ("onednn" in (layer.packed or {})) == packable  # where no packed product applies, F.linear's
+    for out in outputs:
+        torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    assert torch.equal(relu, F.relu(product))  # another activation: the layer's product, then the activation
+
+
+def test_gelu_stays_apart_on_large_weights_with_hooks_and_in_training(monkeypatch):
+    layer, x = packed_layer(out_features=96), torch.randn(16, 48)
+    monkeypatch.setattr(linear, "FUSED_GELU_MAX_BYTES", layer.weight.numel() * 4 - 1)  # a weight too large
+    with torch.no_grad():
+        linear_then(layer, x, F.gelu), linear_then(layer, x, F.gelu)
+    assert set(layer.packed or {}) == expected_kernels(torch.get_num_threads(), 16, wide=True)  # the layer's own
+    monkeypatch.undo()
+    seen = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    with torch.no_grad():
+        out = linear_then(layer, x, F.gelu)
+    handle.remove()
+    assert len(seen) == 1 and torch.equal(out, F.gelu(seen[0]))  # the hook saw the product before GELU
+    layer.train()
+    out = linear_then(layer, x, F.gelu)
+    out.sum().backward()
+    reference = nn.Linear(48, 96)
+    reference.load_state_dict(layer.state_dict())
+    F.gelu(reference(x)).sum().backward()
+    assert torch.equal(layer.weight.grad, reference.weight.grad)
