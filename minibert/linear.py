@@ -235,8 +235,9 @@ def linear_then(layer: nn.Linear, x: Tensor, activation: Callable[[Tensor], Tens
         and kernel_for(x, layer.weight, layer.out_features) is not None
     ):
         packed = layer.packed_weight("onednn")
-        if packed is not None:
-            return torch.ops.mkldnn._linear_pointwise(x, packed, layer.bias, "gelu", [], "none")
+        if packed is None:  # the layer's first such call, as PackedLinear's: F.linear's product, nothing packed
+            return activation(F.linear(x, layer.weight, layer.bias))
+        return torch.ops.mkldnn._linear_pointwise(x, packed, layer.bias, "gelu", [], "none")
     return activation(layer(x))
 
 
