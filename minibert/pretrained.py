@@ -245,7 +245,9 @@ class PreTrainedModel(nn.Module):
     @classmethod
     def model_arguments(cls) -> set[str]:
         """The arguments of the class besides its config that ``from_pretrained`` passes on (``add_pooling_layer``)."""
-        return set(inspect.signature(cls.__init__).parameters) - {"self", "config", "init_weights"}
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return {p.name for p in parameters if p.kind in named} - {"self", "config", "init_weights"}
 
     @classmethod
     def config_for_checkpoint(cls, config: EncoderConfig, checkpoint: Checkpoint) -> EncoderConfig:
