@@ -36,9 +36,11 @@ with and without, alternating (``scripts/bench_allocator.py --setting huge-pages
 on a busy host): 0.93-0.98x the time on 1 x 16 tokens (four runs of 6-8 pairs, 8 of 8 pairs faster
 in three), 0.98-1.00x on 8 x 128, 0.98x on 32 texts of 16-128 tokens; at two threads 0.99x and 0.98x;
 all-MiniLM-L6-v2's embeddings (90 MB of weights) 1.01x; loading unchanged.
-``THP_MEM_ALLOC_ENABLE=0`` in the environment keeps 4 KiB pages. It takes no effect in a process
-that made a CPU tensor before importing minibert, nor where the kernel gives no huge pages
-(``/sys/kernel/mm/transparent_hugepage/enabled``: never); ``huge_pages()`` says whether it did.
+``THP_MEM_ALLOC_ENABLE=0`` in the environment keeps 4 KiB pages (unless the kernel gives huge pages
+to every large mapping: ``/sys/kernel/mm/transparent_hugepage/enabled`` set to always). It takes no
+effect in a process that made a CPU tensor before importing minibert, nor where the kernel gives no
+huge pages (never); ``huge_pages()`` says whether large tensors get them. It is set in
+``os.environ``, so processes started from this one (DataLoader workers, subprocesses) inherit it.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def set_memory_reuse(enabled: bool = True) -> None:
 
 def huge_pages() -> bool:
     """Whether this process's CPU tensors of 2 MiB or more may get huge pages: PyTorch asks, the kernel may give."""
-    probe = torch.empty(2 * HUGE_PAGE_BYTES // 4)  # float32, 4 MiB: holds a whole aligned huge page wherever it lies
+    probe = torch.empty(HUGE_PAGE_BYTES // 2, dtype=torch.float32)  # 4 MiB: a whole aligned huge page inside
     return mapping_of(probe.data_ptr()).get("THPeligible") == "1"
 
 

@@ -34,7 +34,8 @@ does one whose thread count changed: a copy stays until the weight changes).
 ``set_weight_packing(False)`` turns it off. Autograd, tracing and ``torch.compile`` never see it.
 
 ``linear_then`` applies an activation to a layer's output; oneDNN's product applies GELU itself as it
-writes its output, one pass over it instead of two, which is the faster way on small weights.
+writes its output, one pass over it instead of two, which is the faster way on small weights and
+many rows (``FUSED_GELU_MAX_BYTES``, ``FUSED_GELU_MIN_ROWS``).
 
 ``Float32Linear`` multiplies bf16 or fp16 weights in float32 (``set_float32_matmuls``).
 """
@@ -65,10 +66,13 @@ ONEDNN = (
 MKL = ONEDNN and torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_linear")
 ONEDNN_BFLOAT16 = ONEDNN and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
-# The largest weight on which the product then GELU is faster as oneDNN's product with GELU applied in it
-# (float32, Intel Xeon, 1 and 2 threads, 128-4,096 rows: all-MiniLM-L6-v2's 384 -> 1,536 weight, 2.4 MB,
-# 0.87-0.98x the time of the chosen product then F.gelu; bert-base's 768 -> 3,072, 9.4 MB, 1.02-1.08x).
+# Where the product then GELU is faster as oneDNN's product with GELU applied in it (float32, Intel Xeon,
+# 1 and 2 threads): on weights up to this size (all-MiniLM-L6-v2's 384 -> 1,536, 2.4 MB: 0.87-0.98x the
+# time of the chosen product then F.gelu at 128-4,096 rows; bert-base's 768 -> 3,072, 9.4 MB: 1.02-1.08x)
+# and from this many rows (MiniLM's forward 0.96-0.99x at 1,024-4,096 rows, 1.01-1.04x at 1 x 128 and one
+# thread, where MKL's product is the faster one).
 FUSED_GELU_MAX_BYTES = 4 << 20
+FUSED_GELU_MIN_ROWS = 1024
 
 Kernel = Literal["mkl", "onednn"]
 # kernel -> (each weight's weakref, data_ptr and version when packed; the packed copy)
@@ -224,10 +228,11 @@ class JoinedLinear:
 def linear_then(layer: nn.Linear, x: Tensor, activation: Callable[[Tensor], Tensor]) -> Tensor:
     """``activation(layer(x))``; GELU applied by oneDNN's product where that is the faster way (see module doc).
 
-    The same values as the product then ``F.gelu``: oneDNN computes the same dot products and GELU.
+    Within float rounding of the product then ``F.gelu`` (equal to the bit in the forwards measured).
     """
     if (
         activation is F.gelu
+        and x.shape[:-1].numel() >= FUSED_GELU_MIN_ROWS
         and type(layer) is PackedLinear
         and layer.weight.dtype == torch.float32
         and layer.weight.numel() * layer.weight.element_size() <= FUSED_GELU_MAX_BYTES

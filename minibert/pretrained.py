@@ -13,6 +13,7 @@ resized vocabulary, pruned attention heads, gradient checkpointing).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -247,7 +248,8 @@ class PreTrainedModel(nn.Module):
         """The arguments of the class besides its config that ``from_pretrained`` passes on (``add_pooling_layer``)."""
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         parameters = inspect.signature(cls.__init__).parameters.values()
-        return {p.name for p in parameters if p.kind in named} - {"self", "config", "init_weights"}
+        fields = {field.name for field in dataclasses.fields(cls.config_class)}  # config fields stay overrides
+        return {p.name for p in parameters if p.kind in named} - {"self", "config", "init_weights"} - fields
 
     @classmethod
     def config_for_checkpoint(cls, config: EncoderConfig, checkpoint: Checkpoint) -> EncoderConfig:

@@ -183,9 +183,10 @@ def pages_in_a_new_process(switch: str | None, order: str = "minibert first") ->
 
 @pytest.mark.skipif(not HUGE_PAGES_SYSFS.is_file(), reason="a kernel without transparent huge pages")
 def test_importing_minibert_asks_for_huge_pages_for_large_tensors():
-    kernel_gives = "[never]" not in HUGE_PAGES_SYSFS.read_text()
+    mode = HUGE_PAGES_SYSFS.read_text()
+    kernel_gives, always = "[never]" not in mode, "[always]" in mode  # always: every large mapping, asked or not
     default = pages_in_a_new_process(None)
     assert default == {"switch": "1", "asked": True, "huge_pages": kernel_gives}
-    assert pages_in_a_new_process("0") == {"switch": "0", "asked": False, "huge_pages": False}  # the user's own say
+    assert pages_in_a_new_process("0") == {"switch": "0", "asked": False, "huge_pages": always}  # the user's own say
     # PyTorch reads its switch at the process's first CPU tensor: one made before minibert keeps 4 KiB pages.
-    assert pages_in_a_new_process(None, "tensor first") == {"switch": "1", "asked": False, "huge_pages": False}
+    assert pages_in_a_new_process(None, "tensor first") == {"switch": "1", "asked": False, "huge_pages": always}

@@ -333,21 +333,25 @@ def test_gelu_applied_by_the_product_gives_the_product_then_gelu(thread_count, r
     x = torch.randn(rows, 48)
     expected = F.gelu(F.linear(x, layer.weight, layer.bias))
     with torch.no_grad():
-        outputs = [linear_then(layer, x, F.gelu) for _ in range(2)]  # the second takes oneDNN's product
+        outputs = [linear_then(layer, x, F.gelu) for _ in range(2)]  # the second may take oneDNN's product
         packable = linear.kernel_for(x, layer.weight, layer.out_features) is not None
-        assert set(layer.packed or {}) == ({"onednn"} if packable else set())  # one copy; else F.linear's
+        fused = packable and rows >= linear.FUSED_GELU_MIN_ROWS
+        # One copy: oneDNN's with GELU in it, or the layer's own product's (none where F.linear's is used).
+        assert set(layer.packed or {}) == ({"onednn"} if fused else expected_kernels(thread_count, rows, wide=True))
         relu, product = linear_then(layer, x, F.relu), layer(x)
     for out in outputs:
         torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
     assert torch.equal(relu, F.relu(product))  # another activation: the layer's product, then the activation
 
 
-def test_gelu_stays_apart_on_large_weights_with_hooks_and_in_training(monkeypatch):
-    layer, x = packed_layer(out_features=96), torch.randn(16, 48)
+def test_gelu_stays_apart_on_large_weights_with_hooks_and_with_grad(monkeypatch, threads):
+    threads(1)  # the layer's own product is then MKL's, not the oneDNN one GELU would be applied by
+    layer, x = packed_layer(out_features=96), torch.randn(2048, 48)
     monkeypatch.setattr(linear, "FUSED_GELU_MAX_BYTES", layer.weight.numel() * 4 - 1)  # a weight too large
     with torch.no_grad():
         linear_then(layer, x, F.gelu), linear_then(layer, x, F.gelu)
-    assert set(layer.packed or {}) == expected_kernels(torch.get_num_threads(), 16, wide=True)  # the layer's own
+    assert set(layer.packed or {}) == expected_kernels(1, 2048, wide=True)  # the layer's own product's
+    assert "onednn" not in (layer.packed or {})
     monkeypatch.undo()
     seen = []
     handle = layer.register_forward_hook(lambda module, inputs, output: seen.append(output))
