@@ -93,7 +93,9 @@ def child(name: str, setting: str, on: bool, threads: int) -> None:
 
 def measure(name: str, setting: str, on: bool, threads: int) -> dict[str, float]:
     command = [sys.executable, __file__, "--child", name, "--setting", setting, "--threads", str(threads)]
-    environment = {**os.environ, HUGE_PAGES_SWITCH: "0" if setting == "huge-pages" and not on else "1"}
+    environment = dict(os.environ)  # memory-reuse: the huge pages as the caller's environment has them
+    if setting == "huge-pages":
+        environment[HUGE_PAGES_SWITCH] = "1" if on else "0"
     done = subprocess.run(
         [*command, *([] if on else ["--off"])], capture_output=True, text=True, check=True, env=environment
     )
